@@ -1,0 +1,1 @@
+"""Phase-1 engine: corpus, reference models, sliding-window evaluation."""

@@ -1,0 +1,125 @@
+"""Load a spec file: YAML with positions → sweeps expanded → pydantic → cross-reference checks."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from esa.registry import REFERENCE_MODELS
+from esa.spec.errors import SpecError, SpecErrors
+from esa.spec.models import Spec
+from esa.spec.sweeps import expand_runs
+from esa.spec.yamlpos import YamlPositionError, load_with_positions, locate
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Parse and validate a spec file; raise SpecErrors whose lines name file:line:col and the key."""
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecErrors([SpecError(file, 1, 1, (), f"cannot read spec: {exc.strerror}")]) from None
+    try:
+        raw, positions = load_with_positions(text)
+    except YamlPositionError as exc:
+        raise SpecErrors([SpecError(file, exc.line, exc.col, exc.path, exc.message)]) from None
+    if not isinstance(raw, dict):
+        raise SpecErrors([SpecError(file, 1, 1, (), "a spec must be a mapping (phase, title, hypotheses, …)")])
+
+    def where(source_path: tuple) -> tuple[int, int]:
+        return locate(positions, source_path)
+
+    runs, origin, sweep_members, errors = expand_runs(raw, file, where)
+    if errors:
+        raise SpecErrors(errors)
+    document = {**raw, "runs": runs}
+
+    try:
+        spec = Spec.model_validate(document)
+    except ValidationError as exc:
+        raise SpecErrors(_located(exc, document, origin, file, where)) from None
+    spec._source, spec._sweep_members = file, sweep_members
+    spec._sha256 = hashlib.sha256(text.encode()).hexdigest()
+    problems = _cross_check(spec, origin)
+    if problems:
+        raise SpecErrors([SpecError(file, *where(p), p, m) for p, m in problems])
+    return spec
+
+
+def _source_path(loc: tuple, document: dict, origin: dict) -> tuple:
+    """Map a pydantic error location (which may hold union tags) to a path in the source file."""
+    path: list = []
+    node = document
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            path.append(part)
+        # else: a discriminator tag or a model name inserted by pydantic; skip it.
+    if len(path) >= 2 and path[0] == "runs":
+        index = path[1]
+        if len(path) == 2:
+            return origin.get((index, None), tuple(path))
+        source = origin.get((index, path[2]), origin.get((index, None), ("runs",)))
+        return tuple(source) + tuple(path[3:])
+    return tuple(path)
+
+
+def _located(exc: ValidationError, document: dict, origin: dict, file: str, where) -> list[SpecError]:
+    errors: dict[tuple, SpecError] = {}
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc += ("kind",)  # point at the tag, not at the whole item
+        source = _source_path(loc, document, origin)
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif err["type"] == "missing":
+            message = f"missing required key '{loc[-1]}'"
+        error = SpecError(file, *where(source), source, message)
+        errors.setdefault((error.line, error.col, error.message), error)  # defaults can fail once per run
+    return list(errors.values())
+
+
+def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
+    """References and uniqueness that pydantic cannot see field by field."""
+    problems: list[tuple[tuple, str]] = []
+    run_index = {run.id: i for i, run in enumerate(spec.runs)}
+
+    def unique(items, section: str) -> None:
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if item.id in seen:
+                problems.append(((section, i, "id"), f"duplicate id '{item.id}'"))
+            seen.add(item.id)
+
+    unique(spec.hypotheses, "hypotheses")
+    unique(spec.criteria, "criteria")
+    seen_runs: set[str] = set()
+    for i, run in enumerate(spec.runs):
+        if run.id in seen_runs:
+            problems.append((origin[(i, "id")], f"duplicate run id '{run.id}' (from a run or a sweep)"))
+        seen_runs.add(run.id)
+        reference = REFERENCE_MODELS.get(run.model)
+        resolved = run.resolved()
+        if reference and resolved["context"] > reference.max_position_embeddings:
+            field = "context" if run.context else "protocol"
+            problems.append((origin[(i, field)], f"context {resolved['context']} exceeds {run.model}'s "
+                                                 f"{reference.max_position_embeddings} positions"))
+    hypothesis_ids = {h.id for h in spec.hypotheses}
+    known_runs = set(run_index) | set(spec._sweep_members)
+    for i, criterion in enumerate(spec.criteria):
+        if criterion.hypothesis not in hypothesis_ids:
+            problems.append((("criteria", i, "hypothesis"),
+                             f"unknown hypothesis '{criterion.hypothesis}' (known: {', '.join(sorted(hypothesis_ids))})"))
+        if criterion.runs != "all":
+            for j, name in enumerate(criterion.runs):
+                if name not in known_runs:
+                    problems.append((("criteria", i, "runs", j), f"unknown run or sweep '{name}'"))
+    return problems

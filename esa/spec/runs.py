@@ -1,0 +1,97 @@
+"""Run kinds a spec may declare: a tagged union on ``kind``. Phase 1 has ``eval``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from esa.registry import CORPORA, PROTOCOLS, REFERENCE_MODELS
+
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=64)]
+DType = Literal["float32", "float16", "bfloat16", "auto"]
+Device = Literal["cpu", "cuda", "auto"]
+
+
+def check_model_name(value: str) -> str:
+    """A reference-model name, a hub id (``org/name``) or a local path."""
+    if value in REFERENCE_MODELS:
+        return value
+    if value.startswith(("/", "./", "../", "~")) or value.count("/") == 1 and "/" in value[1:-1]:
+        return value
+    known = ", ".join(sorted(REFERENCE_MODELS))
+    raise ValueError(f"unknown model '{value}': use a reference model ({known}), a hub id like "
+                     f"'EleutherAI/pythia-1.4b', or a path starting with ./ or /")
+
+
+class _RunBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Ident
+    description: str = ""
+    model: str = Field("ref-s", description="reference model name, hub id (org/name) or local path")
+    data: str = Field("stdlib", description="corpus name")
+    seeds: list[int] = Field([1337, 123, 999], min_length=1)
+    dtype: DType = "float32"
+    device: Device = "cpu"
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        return check_model_name(value)
+
+    @field_validator("data")
+    @classmethod
+    def _data(cls, value: str) -> str:
+        if value not in CORPORA:
+            raise ValueError(f"unknown corpus '{value}' (known: {', '.join(sorted(CORPORA))})")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("seeds must be distinct")
+        if any(seed < 0 or seed >= 2**32 for seed in value):
+            raise ValueError("seeds must be integers in [0, 2**32)")
+        return value
+
+
+class EvalRun(_RunBase):
+    """Held-out evaluation: perplexity, bits per byte and top-1 accuracy on the evaluation split."""
+
+    kind: Literal["eval"]
+    protocol: str = "standard"
+    split: Literal["evaluation"] = "evaluation"
+    # Overrides of the protocol's values; None keeps the protocol's.
+    context: int | None = Field(None, gt=1)
+    stride: int | None = Field(None, gt=0)
+    max_windows: int | None = Field(None, gt=0)
+    batch_size: int | None = Field(None, gt=0)
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, value: str) -> str:
+        if value not in PROTOCOLS:
+            raise ValueError(f"unknown protocol '{value}' (known: {', '.join(PROTOCOLS)})")
+        return value
+
+    def resolved(self) -> dict[str, Any]:
+        """The values a stage needs, with the protocol's defaults filled in."""
+        protocol = PROTOCOLS[self.protocol]
+        context = self.context or protocol.context
+        return {
+            "protocol": self.protocol,
+            "context": context,
+            "stride": self.stride or min(protocol.stride, context),
+            "max_windows": self.max_windows or protocol.max_windows,
+            "batch_size": self.batch_size or protocol.batch_size,
+            "split": self.split,
+            "dtype": self.dtype,
+            "device": self.device,
+        }
+
+
+# One kind so far; later phases turn this into ``Annotated[Union[...], Field(discriminator="kind")]``.
+Run = EvalRun
+RUN_KINDS = ("eval",)
