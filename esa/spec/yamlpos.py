@@ -35,7 +35,12 @@ def load_with_positions(text: str) -> tuple[Any, dict[Path, Location]]:
     return _build(root, (), positions, constructor), positions
 
 
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
 def _build(node: yaml.Node, path: Path, positions: dict[Path, Location], constructor: yaml.SafeLoader) -> Any:
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _COLLECTION_TAGS:
+        raise YamlPositionError(f"unsupported YAML tag '{node.tag}'", *_loc(node), path)
     if isinstance(node, yaml.MappingNode):
         constructor.flatten_mapping(node)  # resolves YAML merge keys (<<)
         result: dict[Any, Any] = {}
@@ -54,7 +59,10 @@ def _build(node: yaml.Node, path: Path, positions: dict[Path, Location], constru
             positions[path + (index,)] = _loc(item_node)
             items.append(_build(item_node, path + (index,), positions, constructor))
         return items
-    return constructor.construct_object(node, deep=True)
+    try:
+        return constructor.construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError as exc:
+        raise YamlPositionError(f"unsupported YAML value: {exc.problem}", *_loc(node), path) from None
 
 
 def locate(positions: dict[Path, Location], path: Path) -> Location:

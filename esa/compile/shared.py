@@ -1,0 +1,49 @@
+"""Nodes shared by every phase: corpus building and reference-model training (emitted once)."""
+
+from __future__ import annotations
+
+from esa.compile.plan import Plan, StageNode
+from esa.registry import CORPORA, REFERENCE_MODELS
+
+
+def corpus_dir(name: str) -> str:
+    return f"data/{name}"
+
+
+def reference_dir(name: str) -> str:
+    return f"models/{name}"
+
+
+def add_corpus(plan: Plan, name: str) -> str:
+    out = corpus_dir(name)
+    plan.add(
+        StageNode(
+            name=f"corpus.{name}",
+            cmd=f"python stages/corpus.py --key corpora.{name} --out {out}",
+            deps=("stages/corpus.py", "esa/engine/corpus.py"),
+            params=(f"corpora.{name}",),
+            outs=(out,),
+        ),
+        {f"corpora.{name}": CORPORA[name].params()},
+    )
+    return out
+
+
+def add_model(plan: Plan, model: str) -> tuple[str, tuple[str, ...]]:
+    """Return (location the stage loads from, deps). Reference models get a training stage; hub ids need none."""
+    reference = REFERENCE_MODELS.get(model)
+    if reference is None:
+        return model, ()
+    corpus = add_corpus(plan, reference.corpus)
+    out = reference_dir(model)
+    plan.add(
+        StageNode(
+            name=f"reference.{model}",
+            cmd=f"python stages/reference.py --key reference_models.{model} --corpus {corpus} --out {out}",
+            deps=("stages/reference.py", "esa/engine/reference.py", corpus),
+            params=(f"reference_models.{model}",),
+            outs=(out,),
+        ),
+        {f"reference_models.{model}": reference.params()},
+    )
+    return out, (out,)

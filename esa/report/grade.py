@@ -1,0 +1,164 @@
+"""Grading: one evaluator per criterion kind turns a phase's artifacts into pass / fail / inconclusive.
+
+Grades are computed here once (the `grade.<phase>` stage) and only displayed by reports.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from esa.report.evidence import RunEvidence, coefficient_of_variation, load_eval_evidence, summarize
+from esa.spec import Spec
+from esa.spec.criteria import Finite, MetricBound, PplSanity, SeedCV
+from esa.stageio import write_json
+
+COMPARATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
+}
+
+
+@dataclass
+class Grade:
+    value: float | None
+    status: str  # pass | fail | inconclusive
+    reason: str
+    evidence: list[str] = field(default_factory=list)
+    ci: list[float] | None = None
+    p: float | None = None
+
+
+def compare(value: float | None, criterion, evidence: list[str], reason: str = "") -> Grade:
+    """Apply the criterion's comparator; a missing or non-finite value cannot pass or fail."""
+    if value is None or not math.isfinite(value):
+        return Grade(None if value is None else value, "inconclusive", reason or "no finite value to grade", evidence)
+    ok = COMPARATORS[criterion.comparator](value, criterion.threshold)
+    verdict = f"{value:.4g} {criterion.comparator} {criterion.threshold:g}"
+    return Grade(value, "pass" if ok else "fail", f"{verdict} is {'true' if ok else 'false'}"
+                 + (f"; {reason}" if reason else ""), evidence)
+
+
+EVALUATORS: dict[str, Callable] = {}
+
+
+def evaluator(kind: str):
+    def register(func):
+        EVALUATORS[kind] = func
+        return func
+    return register
+
+
+def _evidence(spec: Spec, criterion, root: Path) -> tuple[list[RunEvidence], list[str], str | None]:
+    """The selected runs' results, the files read, and a reason to stop when some are missing."""
+    runs = load_eval_evidence(spec, root, [run.id for run in spec.select_runs(criterion.runs)])
+    paths = [seed.path for run in runs for seed in run.seeds]
+    missing = [path for run in runs for path in run.missing]
+    if not runs:
+        return runs, paths, "no evaluation runs selected"
+    if missing:
+        return runs, paths, f"missing evidence: {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}"
+    return runs, paths, None
+
+
+@evaluator("seed_cv")
+def grade_seed_cv(criterion: SeedCV, spec: Spec, root: Path) -> Grade:
+    runs, paths, problem = _evidence(spec, criterion, root)
+    if problem:
+        return Grade(None, "inconclusive", problem, paths)
+    if any(len(run.seeds) < 2 for run in runs):
+        return Grade(None, "inconclusive", "seed variation needs at least two seeds per run", paths)
+    per_run = {run.run: coefficient_of_variation(run.values(criterion.metric)) for run in runs}
+    if not all(math.isfinite(v) for v in per_run.values()):
+        bad = [name for name, v in per_run.items() if not math.isfinite(v)]
+        return Grade(None, "inconclusive", f"non-finite {criterion.metric} in {', '.join(bad)}", paths)
+    worst = max(per_run, key=per_run.get)
+    return compare(per_run[worst], criterion, paths, f"worst run {worst}")
+
+
+@evaluator("finite")
+def grade_finite(criterion: Finite, spec: Spec, root: Path) -> Grade:
+    runs, paths, problem = _evidence(spec, criterion, root)
+    if problem:
+        return Grade(None, "inconclusive", problem, paths)
+    seeds = [seed for run in runs for seed in run.seeds]
+    ok = [math.isfinite(seed.metric(criterion.metric)) and seed.metrics.get("status", "ok") == "ok" for seed in seeds]
+    return compare(sum(ok) / len(ok), criterion, paths, f"{sum(ok)}/{len(ok)} evaluations finite")
+
+
+@evaluator("ppl_sanity")
+def grade_ppl_sanity(criterion: PplSanity, spec: Spec, root: Path) -> Grade:
+    runs, paths, problem = _evidence(spec, criterion, root)
+    if problem:
+        return Grade(None, "inconclusive", problem, paths)
+    seeds = [seed for run in runs for seed in run.seeds]
+    ppl = [seed.metric("ppl") for seed in seeds]
+    vocab = [seed.metric("vocab_size") for seed in seeds]
+    if not all(math.isfinite(v) for v in ppl + vocab):
+        return Grade(None, "inconclusive", "non-finite PPL or unknown vocabulary size", paths)
+    lowest = min(ppl)
+    if lowest < criterion.suspicious_below:
+        return Grade(lowest, "fail", f"suspicious: PPL {lowest:.4g} < {criterion.suspicious_below:g} on held-out "
+                     "text signals leakage or repeated data", paths)
+    worst = max(p / v for p, v in zip(ppl, vocab))
+    return compare(worst, criterion, paths, f"PPL range {lowest:.4g}–{max(ppl):.4g}")
+
+
+@evaluator("metric_bound")
+def grade_metric_bound(criterion: MetricBound, spec: Spec, root: Path) -> Grade:
+    runs, paths, problem = _evidence(spec, criterion, root)
+    if problem:
+        return Grade(None, "inconclusive", problem, paths)
+    values = [v for run in runs for v in run.values(criterion.metric)]
+    if not all(math.isfinite(v) for v in values):
+        return Grade(None, "inconclusive", f"non-finite {criterion.metric}", paths)
+    aggregate = {"max": max, "min": min, "mean": lambda xs: sum(xs) / len(xs)}[criterion.aggregate]
+    return compare(aggregate(values), criterion, paths, f"{criterion.aggregate} over {len(values)} evaluations")
+
+
+def grade_spec(spec: Spec, root: Path) -> tuple[dict, Path]:
+    """Grade every criterion of ``spec``; write results/<phase>/grades.json and summary.json."""
+    criteria = {}
+    for criterion in spec.criteria:
+        grade = EVALUATORS[criterion.kind](criterion, spec, root)
+        criteria[criterion.id] = {
+            "hypothesis": criterion.hypothesis,
+            "kind": criterion.kind,
+            "description": criterion.description,
+            "comparator": criterion.comparator,
+            "threshold": criterion.threshold,
+            **asdict(grade),
+        }
+    counts = {status: sum(c["status"] == status for c in criteria.values())
+              for status in ("pass", "fail", "inconclusive")}
+    grades = {
+        "phase": spec.phase,
+        "title": spec.title,
+        "spec": spec.source,
+        "spec_sha256": spec.sha256,
+        "hypotheses": {h.id: h.statement for h in spec.hypotheses},
+        "criteria": criteria,
+        "counts": counts,
+    }
+    out = root / "results" / spec.name
+    write_json(out / "summary.json", summarize(load_eval_evidence(spec, root)))
+    return grades, write_json(out / "grades.json", grades)
+
+
+def print_grades(grades: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    colors = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+    table = Table(title=f"Phase {grades['phase']} — {grades['title']}")
+    for column in ("criterion", "hyp.", "value", "test", "status", "reason"):
+        table.add_column(column)
+    for cid, c in grades["criteria"].items():
+        value = "—" if c["value"] is None else f"{c['value']:.4g}"
+        table.add_row(cid, c["hypothesis"], value, f"{c['comparator']} {c['threshold']:g}",
+                      f"[{colors[c['status']]}]{c['status']}[/]", c["reason"])
+    Console().print(table)
+    counts = grades["counts"]
+    Console().print(f"{counts['pass']} pass, {counts['fail']} fail, {counts['inconclusive']} inconclusive")
