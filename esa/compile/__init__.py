@@ -35,7 +35,7 @@ class CompileResult:
 
 def _relative(path: str | Path, root: Path) -> str:
     path = Path(path)
-    absolute = path if path.is_absolute() else (Path.cwd() / path)
+    absolute = path if path.is_absolute() else (root / path)
     try:
         return absolute.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:

@@ -1,0 +1,1 @@
+"""Grading, charts, tables and offline rendering of the lab-notebook reports."""

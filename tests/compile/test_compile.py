@@ -1,0 +1,128 @@
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from esa.compile import PlanError, compile_specs, resolve_sources
+from esa.compile.plan import Plan, StageNode
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+UPDATE = os.environ.get("ESA_UPDATE_GOLDEN") == "1"
+
+SPEC_A = textwrap.dedent("""\
+    phase: 1
+    title: a
+    hypotheses: [{id: H1, statement: s}]
+    runs:
+      - {id: base, kind: eval, model: ref-xs, data: stdlib-tiny, protocol: smoke, seeds: [7]}
+    criteria:
+      - {id: fin, hypothesis: H1, kind: finite}
+    """)
+SPEC_B = SPEC_A.replace("phase: 1", "phase: 2").replace("seeds: [7]", "seeds: [7, 8]")
+
+
+@pytest.fixture
+def project(tmp_path, repo_root):
+    """A project folder holding the code files stages depend on, and two specs."""
+    for folder in ("stages", "esa"):
+        shutil.copytree(repo_root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs/a.yaml").write_text(SPEC_A)
+    (tmp_path / "specs/b.yaml").write_text(SPEC_B)
+    return tmp_path
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} changed; rerun with ESA_UPDATE_GOLDEN=1 if intended"
+
+
+def test_phase1_golden(repo_root):
+    result = compile_specs(["specs/phase1.yaml"], repo_root)
+    check_golden("phase1.dvc.yaml", result.dvc_yaml)
+    check_golden("phase1.params.yaml", result.params_yaml)
+
+
+def test_compile_is_byte_identical_and_deterministic(project):
+    first = compile_specs(["specs/a.yaml", "specs/b.yaml"], project)
+    second = compile_specs(["specs/b.yaml", "specs/a.yaml"], project)
+    assert first.dvc_yaml == second.dvc_yaml and first.params_yaml == second.params_yaml
+
+
+def test_shared_nodes_are_emitted_once_and_phases_accumulate(project):
+    compile_specs(["specs/a.yaml"], project).write(project)
+    sources = resolve_sources(["specs/b.yaml"], project)
+    assert sources == ["specs/a.yaml", "specs/b.yaml"]
+    result = compile_specs(sources, project)
+    stages = yaml.safe_load(result.dvc_yaml)["stages"]
+    assert list(stages) == [
+        "corpus.stdlib-tiny", "reference.ref-xs",
+        "eval.phase1/base/seed7", "eval.phase2/base/seed7", "eval.phase2/base/seed8",
+        "grade.phase1", "grade.phase2",
+    ]
+    params = yaml.safe_load(result.params_yaml)
+    assert params["phase2"]["base"]["context"] == 128
+    assert params["reference_models"]["ref-xs"]["hidden_size"] == 32
+    header = result.dvc_yaml.splitlines()[2:4]
+    assert header[0].startswith("# source: specs/a.yaml sha256:") and header[1].startswith("# source: specs/b.yaml")
+    assert stages["grade.phase2"]["metrics"] == [{"results/phase2/grades.json": {"cache": False}}]
+    assert "results/phase2/base/seed8/metrics.json" in stages["grade.phase2"]["deps"]
+
+
+def test_check_detects_stale_files(project):
+    result = compile_specs(["specs/a.yaml"], project)
+    result.write(project)
+    assert result.stale_files(project) == []
+    (project / "specs/a.yaml").write_text(SPEC_A.replace("seeds: [7]", "seeds: [7, 9]"))
+    assert compile_specs(["specs/a.yaml"], project).stale_files(project) == ["dvc.yaml", "params.yaml"]
+
+
+def test_cli_check_exit_codes(project):
+    run = lambda *args: subprocess.run([sys.executable, "-m", "esa.cli", *args], cwd=project,  # noqa: E731
+                                       capture_output=True, text=True)
+    assert run("compile", "specs/a.yaml").returncode == 0
+    assert run("compile", "--check").returncode == 0
+    (project / "params.yaml").write_text((project / "params.yaml").read_text().replace("context: 128", "context: 64"))
+    proc = run("compile", "--check")
+    assert proc.returncode == 1 and "params.yaml" in proc.stderr
+
+
+def test_same_phase_twice_is_an_error(project):
+    (project / "specs/c.yaml").write_text(SPEC_A)
+    with pytest.raises(PlanError, match="phase 1 is already compiled"):
+        compile_specs(["specs/a.yaml", "specs/c.yaml"], project)
+
+
+def test_plan_rejects_cycles_conflicts_and_dangling_deps(tmp_path):
+    plan = Plan()
+    plan.add(StageNode("a", "x", deps=("out/b",), outs=("out/a",)))
+    plan.add(StageNode("b", "x", deps=("out/a/file",), outs=("out/b",)))
+    with pytest.raises(PlanError, match="cycle"):
+        plan.ordered(tmp_path)
+    with pytest.raises(PlanError, match="defined twice"):
+        plan.add(StageNode("a", "y"))
+    plan = Plan()
+    plan.add(StageNode("a", "x", deps=("missing.txt",), outs=("out/a",)))
+    with pytest.raises(PlanError, match="depends on 'missing.txt'"):
+        plan.ordered(tmp_path)
+    plan = Plan()
+    plan.add(StageNode("a", "x", outs=("o",)))
+    plan.add(StageNode("b", "x", outs=("o",)))
+    with pytest.raises(PlanError, match="written by both"):
+        plan.ordered(tmp_path)
+
+
+def test_topological_order_is_deterministic(tmp_path):
+    plan = Plan()
+    plan.add(StageNode("z", "x", outs=("z",)))
+    plan.add(StageNode("m", "x", deps=("z",), outs=("m",)))
+    plan.add(StageNode("a", "x", deps=("m",)))
+    plan.add(StageNode("b", "x"))
+    assert [n.name for n in plan.ordered(tmp_path)] == ["b", "z", "m", "a"]
