@@ -113,6 +113,11 @@ def report_command(phase: str, out: str | None, no_quarto: bool) -> None:
         raise EsaUsageError(f"{qmd}: no such report page")
     target = Path(out) if out else Path("reports/_site") / f"{name}.html"
     html = render_qmd(qmd, target, project_root=Path.cwd(), use_quarto=not no_quarto)
+    grades = Path("results") / name / "grades.json"
+    if grades.exists():
+        from esa.report.grade import print_grades
+
+        print_grades(json.loads(grades.read_text()))
     click.echo(f"report: {Path(html).resolve()}")
 
 

@@ -52,7 +52,7 @@ def add_spec(plan: Plan, spec: Spec) -> None:
     plan.add(
         StageNode(
             name=f"grade.{spec.name}",
-            cmd=f"esa grade {spec.source}",
+            cmd=f"esa grade {spec.source} --quiet",
             deps=(spec.source, *GRADE_CODE, *evidence),
             outs=(f"results/{spec.name}/summary.json",),
             metrics=(f"results/{spec.name}/grades.json",),

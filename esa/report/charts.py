@@ -66,7 +66,8 @@ def seeds_frame(summary: Mapping[str, Any], metric: str = "ppl") -> pd.DataFrame
         values = run.get(metric) or []
         seeds = run.get("seeds") or list(range(len(values)))
         for seed, value in zip(seeds, values):
-            if value is None or (isinstance(value, float) and math.isnan(value)):
+            value = _number(value)
+            if value is None:
                 continue
             rows.append(
                 {
@@ -78,6 +79,15 @@ def seeds_frame(summary: Mapping[str, Any], metric: str = "ppl") -> pd.DataFrame
                 }
             )
     return pd.DataFrame(rows, columns=["run", "model", "protocol", "seed", metric])
+
+
+def _number(value: Any) -> float | None:
+    # Results JSON writes non-finite floats as strings ('nan', 'inf'); those cannot be plotted.
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
 
 
 def _wants_log(values: pd.Series) -> bool:

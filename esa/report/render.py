@@ -36,8 +36,9 @@ _MIME_ORDER = ("image/svg+xml", "text/html", "text/markdown", "image/png", "imag
 _QUARTO_DEFAULTS: dict[str, Any] = {"echo": True, "output": True, "include": True, "eval": True, "warning": True}
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(\n|\Z)", re.S)
-_CHUNK = re.compile(r"^\s*`{3,}\s*\{python[^}]*\}", re.M)
+_CHUNK = re.compile(r"^[ \t]*`{3,}[ \t]*\{python[^}]*\}", re.M)
 _XMLNS = re.compile(r'\s+xmlns(?::\w+)?\s*=\s*"[^"]*"')
+_NS_TAG = re.compile(r"<(?:svg|html)\b[^>]*>")
 _SVG_PROLOG = re.compile(r"<\?xml.*?\?>|<!DOCTYPE[^>]*>|<metadata>.*?</metadata>", re.S)
 _EXTERNAL = re.compile(
     r"""(?:\b(?:src|href|srcset|poster|data)\s*=\s*["']?\s*(?:https?:)?//[^\s"'>]*)"""
@@ -59,12 +60,12 @@ def render_qmd(
     out_html: Path | None = None,
     *,
     project_root: Path,
-    use_quarto: bool | None = None,
+    use_quarto: bool = True,
     timeout: int = 3600,
 ) -> Path:
     """Render `qmd` (cells run with cwd = project_root) to one self-contained HTML file; return its path.
 
-    use_quarto: None picks Quarto when it is on PATH; False forces the offline fallback.
+    use_quarto: use Quarto when it is on PATH; False forces the offline fallback.
     timeout: seconds allowed per cell in the fallback.
     """
     qmd, project_root = Path(qmd).resolve(), Path(project_root).resolve()
@@ -75,9 +76,7 @@ def render_qmd(
         ENV_PROJECT_ROOT: str(project_root),
         ENV_LINK_ROOT: Path(os.path.relpath(project_root, out_html.parent)).as_posix(),
     }
-    quarto = shutil.which("quarto") if use_quarto is not False else None
-    if use_quarto and not quarto:
-        raise ReportError("use_quarto=True but `quarto` is not on PATH")
+    quarto = shutil.which("quarto") if use_quarto else None
     if quarto:
         html = _render_quarto(quarto, qmd, project_root, env)
     else:
@@ -93,8 +92,11 @@ def render_qmd(
 
 
 def strip_namespaces(html: str) -> str:
-    """Drop xmlns attributes (HTML5 does not need them) so no namespace URL is left in the file."""
-    return _XMLNS.sub("", html)
+    """Drop xmlns attributes of <html> and inline <svg> tags (HTML5 needs none) so no namespace URL is left.
+
+    Only tags are touched: an SVG inside a data URI is a standalone document and keeps its xmlns.
+    """
+    return _NS_TAG.sub(lambda m: _XMLNS.sub("", m.group(0)), html)
 
 
 def external_refs(html: str) -> list[str]:

@@ -6,7 +6,7 @@ import html
 import math
 import statistics
 from collections.abc import Iterable, Mapping
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import pandas as pd
@@ -16,18 +16,32 @@ _BADGE_ICON = {"pass": "✓", "fail": "✗", "inconclusive": "?"}
 TABLE_CLASS = "esa-table"
 
 
-def fmt(value: Any, digits: int = 3) -> str:
-    """Three significant digits for floats, thousands separators for integers, a dash for missing."""
+def as_number(value: Any) -> float | int | None:
+    """A number, or None; results JSON writes non-finite floats as the strings 'nan' / 'inf'."""
     if value is None or isinstance(value, bool):
-        return DASH if value is None else str(value)
+        return None
     if isinstance(value, Integral):
-        return f"{int(value):,}"
-    if isinstance(value, Real):
-        x = float(value)
-        if math.isnan(x):
-            return DASH
-        return f"{x:.{digits}g}"
-    return str(value)
+        return int(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """Three significant digits (whole numbers from 1000 up), thousands separators, a dash for missing."""
+    if isinstance(value, str) and as_number(value) is None:
+        return value
+    x = as_number(value)
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return DASH
+    if isinstance(x, int):
+        return f"{x:,}"
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    if abs(x) >= 10**digits and abs(x) < 1e15:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
 
 
 def _esc(value: Any) -> str:
@@ -124,13 +138,18 @@ def df_to_html(df: pd.DataFrame, index: bool = False) -> str:
     )
 
 
-def _mean(values: Iterable[Any]) -> float | None:
-    xs = [float(v) for v in values or [] if v is not None and not math.isnan(float(v))]
+def _finite(values: Iterable[Any] | None) -> list[float]:
+    xs = (as_number(v) for v in values or [])
+    return [float(x) for x in xs if x is not None and math.isfinite(x)]
+
+
+def _mean(values: Iterable[Any] | None) -> float | None:
+    xs = _finite(values)
     return statistics.fmean(xs) if xs else None
 
 
-def _tokens(values: list[Any]) -> str:
-    xs = [int(v) for v in values or [] if v is not None]
+def _tokens(values: list[Any] | None) -> str:
+    xs = [int(v) for v in _finite(values)]
     if not xs:
         return DASH
     return fmt(xs[0]) if min(xs) == max(xs) else f"{fmt(min(xs))}–{fmt(max(xs))}"
@@ -142,19 +161,20 @@ def ppl_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
     for r in summary.get("runs", []):
         statuses = r.get("status") or []
         ok = sum(1 for s in statuses if s == "ok")
-        cv = r.get("ppl_cv")
+        expected = len(statuses) + len(r.get("missing") or [])
+        cv = as_number(r.get("ppl_cv"))
         rows.append(
             {
                 "model": r.get("model"),
                 "protocol": r.get("protocol"),
-                "seeds": len(r.get("seeds") or []),
+                "seeds": len(r.get("seeds") or []),  # seeds with results
                 "PPL (mean ± std)": f"{fmt(r.get('ppl_mean'))} ± {fmt(r.get('ppl_std'))}",
                 "CV %": DASH if cv is None else fmt(100 * cv),
                 "bits/byte": fmt(_mean(r.get("bits_per_byte"))),
                 "top-1 acc.": fmt(_mean(r.get("top1_accuracy"))),
                 "tokens": _tokens(r.get("n_tokens")),
                 "vocab": fmt(r.get("vocab_size")),
-                "status": f"{ok}/{len(statuses)} ok" if statuses else DASH,
+                "status": f"{ok}/{expected} ok" if expected else DASH,
             }
         )
     return pd.DataFrame(rows)
