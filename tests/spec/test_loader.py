@@ -121,3 +121,14 @@ def test_repository_specs_are_valid(repo_root):
         spec = load_spec(path)
         assert spec.criteria, path
         assert path.read_text().startswith("# yaml-language-server: $schema=schema.json")
+
+
+def test_committed_schema_matches_the_models(repo_root):
+    import json
+
+    from esa.spec import Spec
+
+    committed = json.loads((repo_root / "specs/schema.json").read_text())
+    expected = Spec.model_json_schema()
+    expected["title"] = "esa phase spec"
+    assert committed == expected, "specs/schema.json is stale: run `esa schema`"
