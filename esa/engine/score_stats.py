@@ -1,0 +1,175 @@
+"""Per-matrix statistics of a score tensor: centre, tail, concentration, and a log-spaced histogram.
+
+Computed on the score's device in chunks (no full-size float64 copy of a huge matrix). Quantiles and the Gini
+coefficient need sorted values: exact when a matrix has at most ``EXACT_LIMIT`` finite entries, otherwise
+from a seeded uniform subsample of ``SUBSAMPLE`` positions (``quantile_method`` says which). Tail quantities
+(max, top-1% mean, Hill) always use the exact top order statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from esa.engine.targets import Target
+
+CHUNK = 1 << 24
+EXACT_LIMIT = 1 << 24
+SUBSAMPLE = 1 << 22
+# Histogram of |score| for non-zero finite scores: fixed edges shared by every matrix and run, so histograms
+# add up across matrices. Bin i covers [10^e_i, 10^e_{i+1}); below the first edge is underflow, at or above
+# the last edge is overflow; exact zeros are counted apart.
+HIST_EDGES_LOG10 = np.linspace(-12.0, 4.0, 65)
+HILL_MIN_M = 10
+TOP_FRACTION = 0.01
+
+
+def _quantile_sorted(x: torch.Tensor, q: float) -> float:
+    """Linear-interpolation quantile (numpy's default) of an ascending 1-D tensor."""
+    pos = q * (x.numel() - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    a, b = float(x[lo]), float(x[hi])
+    return a + (b - a) * (pos - lo)
+
+
+def gini(sorted_values: torch.Tensor) -> float:
+    """Gini coefficient of non-negative values given in ascending order.
+
+    G = Σ_i (2i − n − 1)·x_(i) / (n·Σx), i = 1..n: 0 when all are equal, (n−1)/n when one of n is non-zero.
+    NaN when empty, when the sum is zero, or when any value is negative (the coefficient is undefined there).
+    """
+    x = sorted_values.to(torch.float64)
+    n = x.numel()
+    if n == 0 or bool((x[:1] < 0).any()):
+        return float("nan")
+    total = float(x.sum())
+    if total == 0.0:
+        return float("nan")
+    i = torch.arange(1, n + 1, dtype=torch.float64, device=x.device)
+    return float(((2 * i - n - 1) * x).sum()) / (n * total)
+
+
+def hill_alpha(top_desc: torch.Tensor, m: int) -> float:
+    """Hill estimate of the tail index from the m+1 largest values (descending).
+
+    α̂ = m / Σ_{i=1..m} ln(X_(i) / X_(m+1)). NaN when fewer than m+1 values, X_(m+1) ≤ 0, or the top m equal it.
+    """
+    if m < 1 or top_desc.numel() < m + 1:
+        return float("nan")
+    x = top_desc[: m + 1].to(torch.float64)
+    if float(x[m]) <= 0.0:
+        return float("nan")
+    s = float(torch.log(x[:m] / x[m]).sum())
+    return m / s if s > 0 else float("nan")
+
+
+def tensor_score_stats(score: torch.Tensor, *, chunk: int = CHUNK, exact_limit: int = EXACT_LIMIT,
+                       subsample: int = SUBSAMPLE, seed: int = 0) -> dict[str, Any]:
+    """Statistics of one score tensor (any shape), as a flat dict row.
+
+    - ``count`` entries, ``n_nonfinite`` (NaN or ±inf, excluded from everything else), ``n_zero``, ``n_negative``.
+    - ``mean``, ``median``, ``p99``, ``max`` of the finite scores.
+    - ``top1pct_mean``: mean of the ceil(1% · n_finite) largest finite scores;
+      ``top1pct_over_median`` = top1pct_mean / median (NaN when the median is 0: the ratio is then undefined,
+      and ``gini`` carries the concentration instead).
+    - ``gini``: Gini coefficient of the finite scores (see ``gini``).
+    - ``hill_alpha``: Hill tail index on the top m order statistics, m = max(10, ceil(1% · n_finite)), capped so
+      that m + 1 positive values exist (``hill_m`` is the m used; smaller α = heavier tail).
+    - ``hist_counts`` (64 bins over ``HIST_EDGES_LOG10``), ``hist_underflow``, ``hist_overflow``: |score| of the
+      non-zero finite scores.
+    """
+    flat = score.detach().reshape(-1)
+    n = flat.numel()
+    dev = flat.device
+    m_cap = max(HILL_MIN_M, math.ceil(TOP_FRACTION * n)) + 1
+    edges = torch.tensor(10.0 ** HIST_EDGES_LOG10, dtype=torch.float64, device=dev)
+    hist = torch.zeros(len(HIST_EDGES_LOG10) + 1, dtype=torch.int64, device=dev)
+    n_finite = n_zero = n_negative = n_positive = 0
+    total = 0.0
+    tops = []
+    for lo in range(0, n, chunk):
+        s = flat[lo:lo + chunk]
+        ok = torch.isfinite(s)
+        n_finite += int(ok.sum())
+        n_zero += int((s == 0).sum())
+        n_negative += int((s < 0).sum())
+        n_positive += int(((s > 0) & ok).sum())
+        total += float(torch.where(ok, s, 0).sum(dtype=torch.float64))
+        nz = s[ok & (s != 0)].to(torch.float64).abs()
+        hist += torch.bincount(torch.bucketize(nz, edges, right=True), minlength=hist.numel())
+        filled = torch.where(ok, s, torch.tensor(float("-inf"), dtype=s.dtype, device=dev))
+        tops.append(torch.topk(filled, min(m_cap, s.numel()), sorted=False).values)
+    row: dict[str, Any] = {"count": n, "n_nonfinite": n - n_finite, "n_zero": n_zero, "n_negative": n_negative}
+    nan = float("nan")
+    if n_finite == 0:
+        row.update(mean=nan, median=nan, p99=nan, max=nan, top1pct_mean=nan, top1pct_over_median=nan, gini=nan,
+                   hill_alpha=nan, hill_m=0, quantile_method="none")
+    else:
+        top = torch.sort(torch.cat(tops), descending=True).values[:min(m_cap, n_finite)]
+        values, method = _sorted_sample(flat, n_finite, chunk, exact_limit, subsample, seed)
+        median = _quantile_sorted(values, 0.5)
+        m1 = max(1, math.ceil(TOP_FRACTION * n_finite))
+        top1 = float(top[:m1].to(torch.float64).mean())
+        m = min(max(HILL_MIN_M, math.ceil(TOP_FRACTION * n_finite)), n_positive - 1)
+        row.update(mean=total / n_finite, median=median, p99=_quantile_sorted(values, 0.99), max=float(top[0]),
+                   top1pct_mean=top1, top1pct_over_median=top1 / median if median != 0 else nan,
+                   gini=gini(values), hill_alpha=hill_alpha(top, m) if m >= HILL_MIN_M else nan,
+                   hill_m=max(m, 0) if m >= HILL_MIN_M else 0, quantile_method=method)
+    h = hist.cpu().numpy()
+    row.update(hist_counts=h[1:-1].tolist(), hist_underflow=int(h[0]), hist_overflow=int(h[-1]))
+    return row
+
+
+def _sorted_sample(flat: torch.Tensor, n_finite: int, chunk: int, exact_limit: int, subsample: int,
+                   seed: int) -> tuple[torch.Tensor, str]:
+    """Ascending finite values: all of them when few enough, else a seeded uniform subsample of positions."""
+    if n_finite <= exact_limit:
+        parts = [s[torch.isfinite(s)] for s in (flat[lo:lo + chunk] for lo in range(0, flat.numel(), chunk))]
+        return torch.sort(torch.cat(parts).to(torch.float64)).values, "exact"
+    gen = torch.Generator(device=flat.device).manual_seed(seed)
+    pos = torch.randint(0, flat.numel(), (subsample,), generator=gen, device=flat.device)
+    s = flat[pos]
+    return torch.sort(s[torch.isfinite(s)].to(torch.float64)).values, f"subsample:{subsample}"
+
+
+def target_score_stats(target: Target, score: torch.Tensor, **kwargs) -> dict[str, Any]:
+    """``tensor_score_stats`` of a target's 2-D score slice, with the target's identity columns first."""
+    return {"tensor": target.name, "layer": target.layer, "component": target.component, "expert": target.expert,
+            **tensor_score_stats(target.view(score), **kwargs)}
+
+
+def layer_component_summary(rows: Iterable[dict] | pd.DataFrame, selected_df: pd.DataFrame) -> pd.DataFrame:
+    """Layer × component table: parameters, selected weights, shares, enrichment and mean score.
+
+    ``rows`` are per-matrix stats (``target_score_stats``); ``selected_df`` is a top-k artifact. Columns:
+    layer, component, n_matrices, n_params, n_selected, share_params, share_selected, enrichment
+    (share_selected / share_params) and mean_score (the mean over all finite scores of the cell).
+    """
+    stats = pd.DataFrame(list(rows)) if not isinstance(rows, pd.DataFrame) else rows.copy()
+    stats["layer"] = stats["layer"].astype("Int64")
+    stats["_finite"] = stats["count"] - stats["n_nonfinite"]
+    stats["_sum"] = stats["mean"].fillna(0.0) * stats["_finite"]
+    cell = stats.groupby(["layer", "component"], dropna=False).agg(
+        n_matrices=("count", "size"), n_params=("count", "sum"), _finite=("_finite", "sum"), _sum=("_sum", "sum"))
+    cell = cell.reset_index()
+    cell["mean_score"] = np.where(cell["_finite"] > 0, cell["_sum"] / cell["_finite"].where(cell["_finite"] > 0),
+                                  np.nan)
+    sel = selected_df.assign(layer=selected_df["layer"].astype("Int64"))
+    counts = sel.groupby(["layer", "component"], dropna=False).size().rename("n_selected").reset_index()
+    out = cell.merge(counts, on=["layer", "component"], how="left")
+    out["n_selected"] = out["n_selected"].fillna(0).astype(np.int64)
+    out["share_params"] = out["n_params"] / out["n_params"].sum()
+    total_sel = out["n_selected"].sum()
+    out["share_selected"] = out["n_selected"] / total_sel if total_sel else np.nan
+    out["enrichment"] = out["share_selected"] / out["share_params"]
+    cols = ["layer", "component", "n_matrices", "n_params", "n_selected", "share_params", "share_selected",
+            "enrichment", "mean_score"]
+    return out[cols].sort_values(["layer", "component"], na_position="last", kind="stable").reset_index(drop=True)
+
+
+__all__ = ["HIST_EDGES_LOG10", "tensor_score_stats", "target_score_stats", "layer_component_summary", "gini",
+           "hill_alpha"]

@@ -1,0 +1,80 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from esa.engine.score_stats import (HIST_EDGES_LOG10, gini, hill_alpha, layer_component_summary,
+                                    target_score_stats, tensor_score_stats)
+from esa.engine.select import Selector
+from esa.engine.targets import scored_parameters
+
+
+def test_gini_known_vectors():
+    assert gini(torch.full((10,), 3.0)) == pytest.approx(0.0)
+    n = 8
+    assert gini(torch.tensor([0.0] * (n - 1) + [5.0])) == pytest.approx((n - 1) / n)
+    assert np.isnan(gini(torch.zeros(4)))
+    assert np.isnan(gini(torch.tensor([-1.0, 2.0])))
+
+
+def test_hill_on_pareto():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.pareto(2.0, 100_000) + 1.0)  # classical Pareto(α=2, x_m=1)
+    row = tensor_score_stats(x)
+    assert row["hill_m"] == 1000
+    assert abs(row["hill_alpha"] - 2.0) < 0.2
+    top = torch.sort(x, descending=True).values
+    assert hill_alpha(top, 1000) == pytest.approx(row["hill_alpha"])
+
+
+def test_stats_match_numpy_and_chunks():
+    rng = np.random.default_rng(1)
+    x = rng.lognormal(0, 2, 20_000)
+    x[:50] = 0.0
+    x[50:60] = np.nan
+    x[60] = np.inf
+    t = torch.from_numpy(x)
+    row = tensor_score_stats(t)
+    fin = x[np.isfinite(x)]
+    assert row["count"] == 20_000 and row["n_nonfinite"] == 11 and row["n_zero"] == 50
+    assert row["mean"] == pytest.approx(fin.mean())
+    assert row["median"] == pytest.approx(np.median(fin))
+    assert row["p99"] == pytest.approx(np.quantile(fin, 0.99))
+    assert row["max"] == pytest.approx(fin.max())
+    m1 = int(np.ceil(0.01 * fin.size))
+    top1 = np.sort(fin)[::-1][:m1].mean()
+    assert row["top1pct_over_median"] == pytest.approx(top1 / np.median(fin))
+    counts, _ = np.histogram(np.log10(fin[fin > 0]), bins=HIST_EDGES_LOG10)
+    assert row["hist_counts"] == counts.tolist()
+    assert sum(row["hist_counts"]) + row["hist_underflow"] + row["hist_overflow"] == fin.size - 50
+    chunked = tensor_score_stats(t.float(), chunk=999)
+    for key in ("count", "n_nonfinite", "n_zero", "hist_counts", "hill_m"):
+        assert chunked[key] == row[key]
+    for key in ("median", "mean", "gini", "hill_alpha", "top1pct_over_median"):
+        assert chunked[key] == pytest.approx(row[key], rel=1e-5)
+    sub = tensor_score_stats(t, exact_limit=1000, subsample=10_000)
+    assert sub["quantile_method"] == "subsample:10000"
+    assert sub["median"] == pytest.approx(row["median"], rel=0.1)
+
+
+def test_zero_median_guard():
+    row = tensor_score_stats(torch.tensor([0.0] * 90 + [1.0] * 10))
+    assert row["median"] == 0 and np.isnan(row["top1pct_over_median"])
+    assert row["gini"] == pytest.approx(0.9)
+
+
+def test_layer_component_summary(tiny_llama):
+    targets = scored_parameters(tiny_llama)
+    g = torch.Generator().manual_seed(0)
+    scores = {t.name: torch.rand(t.shape, generator=g) for t in targets}
+    rows = [target_score_stats(t, scores[t.name]) for t in targets]
+    sel = Selector(20, "global")
+    for t in targets:
+        sel.add(t, scores[t.name])
+    table = layer_component_summary(rows, sel.result())
+    assert len(table) == 14 and table["n_selected"].sum() == 20
+    assert table["n_params"].sum() == sum(t.numel for t in targets)
+    assert table["share_params"].sum() == pytest.approx(1.0)
+    q = table[(table["layer"] == 0) & (table["component"] == "attn_q")].iloc[0]
+    assert q["mean_score"] == pytest.approx(float(scores["model.layers.0.self_attn.q_proj.weight"].double().mean()))
+    assert isinstance(table, pd.DataFrame)
