@@ -7,10 +7,15 @@ from typing import Callable
 from esa.compile.plan import Plan, StageNode
 from esa.compile.shared import add_corpus, add_model
 from esa.spec import Spec
-from esa.spec.runs import EvalRun
+from esa.spec.runs import EvalRun, ScoreRun
 
 EVAL_CODE = ("stages/evaluate.py", "esa/engine/evaluate.py", "esa/engine/windows.py", "esa/engine/models.py")
-GRADE_CODE = ("esa/report/grade.py", "esa/spec/criteria.py")
+SCORE_CODE = ("stages/score.py", "esa/engine/scoring.py", "esa/engine/metrics.py", "esa/engine/hutchinson.py",
+              "esa/engine/superweight.py", "esa/engine/targets.py", "esa/engine/select.py",
+              "esa/engine/score_stats.py", "esa/engine/windows.py", "esa/engine/models.py")
+GRADE_CODE = ("esa/report/grade.py", "esa/report/evidence.py", "esa/spec/criteria.py")
+# What each phase's grade stage writes besides grades.json (its analyses, read by the report).
+PHASE_OUTPUTS = {1: ("summary.json",), 2: ("analysis.json", "stability_vs_k.parquet")}
 
 
 def results_dir(spec: Spec, run_id: str) -> str:
@@ -41,7 +46,33 @@ def build_eval(plan: Plan, spec: Spec, run: EvalRun) -> list[str]:
     return metrics
 
 
-RUN_BUILDERS: dict[str, Callable[[Plan, Spec, object], list[str]]] = {"eval": build_eval}
+def build_score(plan: Plan, spec: Spec, run: ScoreRun) -> list[str]:
+    """One scoring stage per seed (the seed draws calibration windows and probes); all metrics in one stage."""
+    model_location, model_deps = add_model(plan, run.model)
+    data = add_corpus(plan, run.data)
+    key = f"{spec.name}.{run.id}"
+    params = {"model": model_location, "model_name": run.model, "data": data, **run.resolved()}
+    evidence = []
+    for seed in run.seeds:
+        out = f"{results_dir(spec, run.id)}/seed{seed}"
+        files = ("topk.parquet", "bottomk.parquet", "tensor_stats.parquet", "layer_component.parquet",
+                 "superweight.json", "manifest.json")
+        plan.add(
+            StageNode(
+                name=f"score.{spec.name}/{run.id}/seed{seed}",
+                cmd=f"python stages/score.py --key {key} --seed {seed} --spec {spec.source} --out {out}",
+                deps=(*SCORE_CODE, data, *model_deps),
+                params=(key,),
+                outs=(*(f"{out}/{name}" for name in files), f"{out}/scores"),
+                metrics=(f"{out}/summary.json",),
+            ),
+            {key: params},
+        )
+        evidence.extend([f"{out}/summary.json", f"{out}/topk.parquet", f"{out}/tensor_stats.parquet"])
+    return evidence
+
+
+RUN_BUILDERS: dict[str, Callable[[Plan, Spec, object], list[str]]] = {"eval": build_eval, "score": build_score}
 
 
 def add_spec(plan: Plan, spec: Spec) -> None:
@@ -54,7 +85,7 @@ def add_spec(plan: Plan, spec: Spec) -> None:
             name=f"grade.{spec.name}",
             cmd=f"esa grade {spec.source} --quiet",
             deps=(spec.source, *GRADE_CODE, *evidence),
-            outs=(f"results/{spec.name}/summary.json",),
+            outs=tuple(f"results/{spec.name}/{name}" for name in PHASE_OUTPUTS.get(spec.phase, ())),
             metrics=(f"results/{spec.name}/grades.json",),
         )
     )

@@ -6,49 +6,16 @@ Grades are computed here once (the `grade.<phase>` stage) and only displayed by 
 from __future__ import annotations
 
 import math
-import operator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
+from esa.report import grade_score  # noqa: F401  (registers the Phase-2 evaluators)
+from esa.report.analysis_phase2 import analyze_phase2
 from esa.report.evidence import RunEvidence, coefficient_of_variation, load_eval_evidence, summarize
+from esa.report.grading import EVALUATORS, Grade, GradeContext, compare, evaluator
 from esa.spec import Spec
 from esa.spec.criteria import Finite, MetricBound, PplSanity, SeedCV
 from esa.stageio import write_json
-
-COMPARATORS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
-}
-
-
-@dataclass
-class Grade:
-    value: float | None
-    status: str  # pass | fail | inconclusive
-    reason: str
-    evidence: list[str] = field(default_factory=list)
-    ci: list[float] | None = None
-    p: float | None = None
-
-
-def compare(value: float | None, criterion, evidence: list[str], reason: str = "") -> Grade:
-    """Apply the criterion's comparator; a missing or non-finite value cannot pass or fail."""
-    if value is None or not math.isfinite(value):
-        return Grade(None if value is None else value, "inconclusive", reason or "no finite value to grade", evidence)
-    ok = COMPARATORS[criterion.comparator](value, criterion.threshold)
-    verdict = f"{value:.4g} {criterion.comparator} {criterion.threshold:g}"
-    return Grade(value, "pass" if ok else "fail", f"{verdict} is {'true' if ok else 'false'}"
-                 + (f"; {reason}" if reason else ""), evidence)
-
-
-EVALUATORS: dict[str, Callable] = {}
-
-
-def evaluator(kind: str):
-    def register(func):
-        EVALUATORS[kind] = func
-        return func
-    return register
 
 
 def _evidence(spec: Spec, criterion, root: Path) -> tuple[list[RunEvidence], list[str], str | None]:
@@ -64,8 +31,8 @@ def _evidence(spec: Spec, criterion, root: Path) -> tuple[list[RunEvidence], lis
 
 
 @evaluator("seed_cv")
-def grade_seed_cv(criterion: SeedCV, spec: Spec, root: Path) -> Grade:
-    runs, paths, problem = _evidence(spec, criterion, root)
+def grade_seed_cv(criterion: SeedCV, ctx: GradeContext) -> Grade:
+    runs, paths, problem = _evidence(ctx.spec, criterion, ctx.root)
     if problem:
         return Grade(None, "inconclusive", problem, paths)
     if any(len(run.seeds) < 2 for run in runs):
@@ -79,8 +46,8 @@ def grade_seed_cv(criterion: SeedCV, spec: Spec, root: Path) -> Grade:
 
 
 @evaluator("finite")
-def grade_finite(criterion: Finite, spec: Spec, root: Path) -> Grade:
-    runs, paths, problem = _evidence(spec, criterion, root)
+def grade_finite(criterion: Finite, ctx: GradeContext) -> Grade:
+    runs, paths, problem = _evidence(ctx.spec, criterion, ctx.root)
     if problem:
         return Grade(None, "inconclusive", problem, paths)
     seeds = [seed for run in runs for seed in run.seeds]
@@ -89,8 +56,8 @@ def grade_finite(criterion: Finite, spec: Spec, root: Path) -> Grade:
 
 
 @evaluator("ppl_sanity")
-def grade_ppl_sanity(criterion: PplSanity, spec: Spec, root: Path) -> Grade:
-    runs, paths, problem = _evidence(spec, criterion, root)
+def grade_ppl_sanity(criterion: PplSanity, ctx: GradeContext) -> Grade:
+    runs, paths, problem = _evidence(ctx.spec, criterion, ctx.root)
     if problem:
         return Grade(None, "inconclusive", problem, paths)
     seeds = [seed for run in runs for seed in run.seeds]
@@ -107,8 +74,8 @@ def grade_ppl_sanity(criterion: PplSanity, spec: Spec, root: Path) -> Grade:
 
 
 @evaluator("metric_bound")
-def grade_metric_bound(criterion: MetricBound, spec: Spec, root: Path) -> Grade:
-    runs, paths, problem = _evidence(spec, criterion, root)
+def grade_metric_bound(criterion: MetricBound, ctx: GradeContext) -> Grade:
+    runs, paths, problem = _evidence(ctx.spec, criterion, ctx.root)
     if problem:
         return Grade(None, "inconclusive", problem, paths)
     values = [v for run in runs for v in run.values(criterion.metric)]
@@ -118,11 +85,24 @@ def grade_metric_bound(criterion: MetricBound, spec: Spec, root: Path) -> Grade:
     return compare(aggregate(values), criterion, paths, f"{criterion.aggregate} over {len(values)} evaluations")
 
 
+def summarize_phase1(spec: Spec, root: Path) -> dict:
+    summary = summarize(load_eval_evidence(spec, root))
+    write_json(root / "results" / spec.name / "summary.json", summary)
+    return summary
+
+
+# Per phase, the analyses the grade stage computes (and writes for the report) before grading.
+PHASE_ANALYSES = {1: summarize_phase1, 2: analyze_phase2}
+
+
 def grade_spec(spec: Spec, root: Path) -> tuple[dict, Path]:
     """Grade every criterion of ``spec``; write results/<phase>/grades.json and summary.json."""
+    out = root / "results" / spec.name
+    analysis = PHASE_ANALYSES[spec.phase](spec, root) if spec.phase in PHASE_ANALYSES else {}
+    ctx = GradeContext(spec, root, analysis)
     criteria = {}
     for criterion in spec.criteria:
-        grade = EVALUATORS[criterion.kind](criterion, spec, root)
+        grade = EVALUATORS[criterion.kind](criterion, ctx)
         criteria[criterion.id] = {
             "hypothesis": criterion.hypothesis,
             "kind": criterion.kind,
@@ -142,8 +122,6 @@ def grade_spec(spec: Spec, root: Path) -> tuple[dict, Path]:
         "criteria": criteria,
         "counts": counts,
     }
-    out = root / "results" / spec.name
-    write_json(out / "summary.json", summarize(load_eval_evidence(spec, root)))
     return grades, write_json(out / "grades.json", grades)
 
 

@@ -21,11 +21,14 @@ class _CriterionBase(BaseModel):
     id: Ident
     hypothesis: Ident = Field(description="id of the hypothesis this criterion tests")
     description: str = ""
+
+
+class _EvalCriterion(_CriterionBase):
     runs: Literal["all"] | list[Ident] = Field(
         "all", description="run ids (or sweep ids, meaning all their runs) whose results this criterion reads")
 
 
-class SeedCV(_CriterionBase):
+class SeedCV(_EvalCriterion):
     """Coefficient of variation (std/mean, ddof=1) of a metric across seeds; the worst run is graded."""
 
     kind: Literal["seed_cv"]
@@ -34,7 +37,7 @@ class SeedCV(_CriterionBase):
     threshold: float = 0.05
 
 
-class Finite(_CriterionBase):
+class Finite(_EvalCriterion):
     """Fraction of (run, seed) results whose metric is finite and whose evaluation did not diverge."""
 
     kind: Literal["finite"]
@@ -43,7 +46,7 @@ class Finite(_CriterionBase):
     threshold: float = 1.0
 
 
-class PplSanity(_CriterionBase):
+class PplSanity(_EvalCriterion):
     """Worst-case PPL as a fraction of the vocabulary size (a uniform guess scores 1.0).
 
     A PPL below ``suspicious_below`` fails as suspicious: on real text it signals leakage or repeated data.
@@ -55,7 +58,7 @@ class PplSanity(_CriterionBase):
     suspicious_below: float = 1.5
 
 
-class MetricBound(_CriterionBase):
+class MetricBound(_EvalCriterion):
     """An aggregate (max, min, mean) of a metric over the selected runs' seeds against a threshold."""
 
     kind: Literal["metric_bound"]
@@ -65,4 +68,64 @@ class MetricBound(_CriterionBase):
     threshold: float
 
 
-Criterion = Annotated[Union[SeedCV, Finite, PplSanity, MetricBound], Field(discriminator="kind")]
+MetricName = Literal["grad_x_weight", "grad_squared", "obd", "act_mag", "hutchinson_diag", "magnitude", "superweight"]
+Mode = Literal["per_layer", "global"]
+
+
+class _ScoreCriterion(_CriterionBase):
+    run: Ident = Field(description="id of a score run (or a sweep that generated exactly one)")
+    metric: MetricName
+    mode: Mode = "per_layer"
+    k: int | None = Field(None, gt=0, description="top-k size; default the run's topk")
+
+
+class JaccardStability(_ScoreCriterion):
+    """Mean pairwise Jaccard of the top-k sets across the run's seeds (bootstrap CI over seeds)."""
+
+    kind: Literal["jaccard_stability"]
+    comparator: Comparator = ">"
+    threshold: float = 0.4
+
+
+class MetricRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run: Ident
+    metric: MetricName
+
+
+class MetricOverlap(_CriterionBase):
+    """Agreement of two metrics' top-k sets, same seed, averaged over the seeds both runs share."""
+
+    kind: Literal["metric_overlap"]
+    a: MetricRef
+    b: MetricRef
+    mode: Mode = "per_layer"
+    k: int | None = Field(None, gt=0)
+    measure: Literal["jaccard", "overlap_coefficient"] = "jaccard"
+    comparator: Comparator = ">"
+    threshold: float = 0.6
+
+
+class TailRatio(_ScoreCriterion):
+    """Median over scored matrices of mean(top 1% scores) / median score, averaged over seeds."""
+
+    kind: Literal["tail_ratio"]
+    comparator: Comparator = ">"
+    threshold: float = 10.0
+
+
+class Hotspot(_ScoreCriterion):
+    """Chi-square test of global top-k counts per layer or component against parameter share; value = p."""
+
+    kind: Literal["hotspot"]
+    mode: Literal["global"] = "global"
+    by: Literal["layer", "component"] = "component"
+    comparator: Comparator = "<"
+    threshold: float = 0.01
+
+
+Criterion = Annotated[
+    Union[SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, TailRatio, Hotspot],
+    Field(discriminator="kind"),
+]

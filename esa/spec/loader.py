@@ -108,8 +108,10 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
         seen_runs.add(run.id)
         reference = REFERENCE_MODELS.get(run.model)
         resolved = run.resolved()
+        if run.kind == "score" and any(k > run.topk for k in run.k_grid):
+            problems.append((origin[(i, "k_grid")], f"k_grid values must not exceed topk ({run.topk})"))
         if reference and resolved["context"] > reference.max_position_embeddings:
-            field = "context" if run.context else "protocol"
+            field = "context" if run.kind != "eval" or run.context else "protocol"
             problems.append((origin[(i, field)], f"context {resolved['context']} exceeds {run.model}'s "
                                                  f"{reference.max_position_embeddings} positions"))
     hypothesis_ids = {h.id for h in spec.hypotheses}
@@ -118,8 +120,33 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
         if criterion.hypothesis not in hypothesis_ids:
             problems.append((("criteria", i, "hypothesis"),
                              f"unknown hypothesis '{criterion.hypothesis}' (known: {', '.join(sorted(hypothesis_ids))})"))
-        if criterion.runs != "all":
+        if getattr(criterion, "runs", "all") != "all":
             for j, name in enumerate(criterion.runs):
                 if name not in known_runs:
                     problems.append((("criteria", i, "runs", j), f"unknown run or sweep '{name}'"))
+        refs = [(("criteria", i), criterion)] if hasattr(criterion, "run") else []
+        refs += [(("criteria", i, side), getattr(criterion, side)) for side in ("a", "b") if hasattr(criterion, side)]
+        for path, ref in refs:
+            problems.extend(_check_score_ref(spec, criterion, path, ref))
+    return problems
+
+
+def _check_score_ref(spec: Spec, criterion, path: tuple, ref) -> list[tuple[tuple, str]]:
+    """A score criterion must name a score run that computes its metric, in its mode, with enough k."""
+    runs = [run for run in spec.runs if run.id == ref.run]
+    if not runs:
+        return [(path + ("run",), f"unknown run '{ref.run}'")]
+    run = runs[0]
+    if run.kind != "score":
+        return [(path + ("run",), f"run '{ref.run}' is a {run.kind} run, not a score run")]
+    if ref.metric not in run.metrics:
+        return [(path + ("metric",), f"run '{ref.run}' does not compute {ref.metric} (it computes "
+                                     f"{', '.join(run.metrics)})")]
+    problems = []
+    mode = getattr(criterion, "mode", None)
+    if mode and mode not in run.modes:
+        problems.append((("criteria",) + path[1:2] + ("mode",), f"run '{ref.run}' does not select in {mode} mode"))
+    k = getattr(criterion, "k", None)
+    if k and k > run.topk:
+        problems.append((("criteria",) + path[1:2] + ("k",), f"k {k} exceeds run '{ref.run}' topk {run.topk}"))
     return problems

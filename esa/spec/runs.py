@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -92,6 +92,57 @@ class EvalRun(_RunBase):
         }
 
 
-# One kind so far; later phases turn this into ``Annotated[Union[...], Field(discriminator="kind")]``.
-Run = EvalRun
-RUN_KINDS = ("eval",)
+MetricName = Literal["grad_x_weight", "grad_squared", "obd", "act_mag", "hutchinson_diag", "magnitude", "superweight"]
+Mode = Literal["per_layer", "global"]
+
+
+class ScoreRun(_RunBase):
+    """Sensitivity scoring on calibration windows, then top-k/bottom-k selection per metric and mode.
+
+    Metrics that share a pass (grad_x_weight, grad_squared, obd, act_mag) cost one sweep over the data.
+    """
+
+    kind: Literal["score"]
+    metrics: list[MetricName] = Field(min_length=1)
+    modes: list[Mode] = Field(["per_layer", "global"], min_length=1)
+    topk: int = Field(100, gt=0, description="k stored per selection; smaller k are prefixes of it")
+    k_grid: list[int] = Field(default_factory=list, description="k values for stability-vs-k (default k/4, k/2, k)")
+    split: Literal["calibration"] = "calibration"
+    max_windows: int = Field(200, gt=0, description="calibration sequences each seed draws (--max-samples)")
+    context: int = Field(256, gt=1)
+    include_embeddings: bool = False
+    include_lm_head: bool = False
+    components: list[str] | None = None
+    probes: int = Field(8, gt=0, description="Hutchinson probes")
+    hutchinson_windows: int = Field(16, gt=0, description="calibration sequences each Hutchinson probe uses")
+    hutchinson_mode: Literal["abs", "obd"] = "abs"
+    superweight_threshold: float = Field(50.0, gt=1)
+    save_scores: Literal["auto"] | bool = Field(
+        "auto", description="keep full score tensors (auto: models up to 100M parameters)")
+
+    @field_validator("metrics", "modes")
+    @classmethod
+    def _distinct(cls, value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError("values must be distinct")
+        return value
+
+    @field_validator("k_grid")
+    @classmethod
+    def _grid(cls, value: list[int]) -> list[int]:
+        if any(k <= 0 for k in value):
+            raise ValueError("k values must be positive")
+        return sorted(set(value))
+
+    def ks(self) -> list[int]:
+        return [k for k in (self.k_grid or [max(1, self.topk // 4), max(1, self.topk // 2), self.topk])
+                if k <= self.topk]
+
+    def resolved(self) -> dict[str, Any]:
+        data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "k_grid"})
+        data["k_grid"] = self.ks()
+        return data
+
+
+Run = Annotated[Union[EvalRun, ScoreRun], Field(discriminator="kind")]
+RUN_KINDS = ("eval", "score")

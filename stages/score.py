@@ -1,0 +1,152 @@
+"""Stage: sensitivity scores of one model on calibration windows for one seed, then top-k/bottom-k selection.
+
+    python stages/score.py --key phase2.gradient --seed 1337 --spec specs/phase2.yaml \
+        --out results/phase2/gradient/seed1337
+
+Writes topk.parquet (metric, mode, tensor, layer, component, expert, row, col, flat_index, score, rank),
+bottomk.parquet (per-matrix bottom-k candidates among non-zero weights, for Phase-3 controls),
+tensor_stats.parquet (with log-spaced histograms), layer_component.parquet, superweight.json (when asked), scores/<metric>.safetensors
+(full score tensors, small models only), summary.json (DVC metrics) and manifest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
+
+from esa.stageio import Manifest, load_params, write_json  # noqa: E402
+
+SAVE_SCORES_AUTO_LIMIT = 100_000_000  # parameters; full score tensors of larger models are not kept
+
+
+def select_and_describe(result, targets, metric: str, params: dict):
+    """Stream one metric's score tensors through the selectors and statistics; return frames."""
+    import pandas as pd
+
+    from esa.engine.score_stats import layer_component_summary, target_score_stats
+    from esa.engine.select import Selector
+
+    k = int(params["topk"])
+    top = {mode: Selector(k, mode) for mode in params["modes"]}
+    bottom = Selector(k, "per_layer", largest=False)
+    stats, kept = [], {}
+    for target in targets:
+        score = result.score(metric, target.name)
+        if score is None:  # e.g. act_mag has no score for an embedding
+            continue
+        for selector in (*top.values(), bottom):
+            selector.add(target, score)
+        stats.append({"metric": metric, **target_score_stats(target, score)})
+        kept[target.name] = score
+    frames = []
+    for mode, selector in top.items():
+        frame = selector.result()
+        frame.insert(0, "mode", mode)
+        frame.insert(0, "metric", metric)
+        frames.append(frame)
+    topk = pd.concat(frames, ignore_index=True)
+    bottomk = bottom.candidates()
+    bottomk.insert(0, "metric", metric)
+    stats_frame = pd.DataFrame(stats)
+    per_layer = topk[topk["mode"] == topk["mode"].iloc[0]] if len(topk) else topk
+    summary = layer_component_summary(stats_frame, per_layer)
+    summary.insert(0, "metric", metric)
+    return topk, bottomk, stats_frame, summary, kept
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--key", required=True, help="dotted key of the run's params in params.yaml")
+    parser.add_argument("--seed", required=True, type=int)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--spec", default=None, help="the spec this run came from (recorded only)")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.key, args.params)
+        missing = [k for k in ("model", "data", "metrics", "modes", "topk", "max_windows", "context") if k not in params]
+        if missing:
+            raise KeyError(f"params at '{args.key}' lack {', '.join(missing)}")
+    except (KeyError, OSError) as exc:
+        print(f"score: bad params: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+
+    import pandas as pd
+    import torch
+    from safetensors.torch import save_file
+
+    from esa.engine.corpus import load_split
+    from esa.engine.models import load_model, n_params, quiet_hub_progress, resolve_device
+    from esa.engine.scoring import calibration_windows, score_model
+    from esa.engine.targets import scored_parameters
+
+    quiet_hub_progress()
+    torch.manual_seed(args.seed)
+    dtype, device = params.get("dtype", "float32"), params.get("device", "cpu")
+    try:
+        model, tokenizer = load_model(str(params["model"]), dtype=dtype, device=device)
+        docs = load_split(Path(params["data"]), params.get("split", "calibration"))
+    except (ValueError, OSError) as exc:
+        print(f"score: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+
+    with Manifest(args.out, params=params, spec=args.spec, stage="score") as manifest:
+        resolved = resolve_device(device)
+        windows = calibration_windows(tokenizer, docs, context=int(params["context"]),
+                                      max_windows=int(params["max_windows"]), seed=args.seed)
+        targets = scored_parameters(model, include_embeddings=bool(params.get("include_embeddings")),
+                                    include_lm_head=bool(params.get("include_lm_head")),
+                                    components=params.get("components"))
+        unique = list({t.name: t.parameter for t in targets}.items())
+        t0 = time.perf_counter()
+        result = score_model(model, unique, windows, list(params["metrics"]), device=resolved, seed=args.seed,
+                             probes=int(params.get("probes", 8)),
+                             hutchinson_windows=int(params.get("hutchinson_windows", 16)),
+                             hutchinson_mode=params.get("hutchinson_mode", "abs"),
+                             superweight_threshold=float(params.get("superweight_threshold", 50.0)),
+                             pad_id=tokenizer.pad_token_id or 0, lazy=True)
+        manifest.time("score", time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        total = n_params(model)
+        save = params.get("save_scores", "auto")
+        save = total <= SAVE_SCORES_AUTO_LIMIT if save == "auto" else bool(save)
+        parts: dict[str, list] = {"topk": [], "bottomk": [], "stats": [], "layers": []}
+        (args.out / "scores").mkdir(parents=True, exist_ok=True)
+        for metric in params["metrics"]:
+            topk, bottomk, stats, layers, kept = select_and_describe(result, targets, metric, params)
+            for name, frame in zip(parts, (topk, bottomk, stats, layers)):
+                parts[name].append(frame)
+            if save:
+                save_file({name: score.detach().float().cpu().contiguous() for name, score in kept.items()},
+                          str(args.out / "scores" / f"{metric}.safetensors"))
+        manifest.time("select", time.perf_counter() - t0)
+        frames = {name: pd.concat(items, ignore_index=True) for name, items in parts.items()}
+        frames["topk"].to_parquet(args.out / "topk.parquet", index=False)
+        frames["bottomk"].to_parquet(args.out / "bottomk.parquet", index=False)
+        frames["stats"].to_parquet(args.out / "tensor_stats.parquet", index=False)  # histograms as list columns
+        frames["layers"].to_parquet(args.out / "layer_component.parquet", index=False)
+        meta = result.meta.to_dict()
+        write_json(args.out / "superweight.json", meta.get("superweight") or {"requested": False})
+        summary = {
+            "seed": args.seed, "model": str(params["model"]), "metrics": list(params["metrics"]),
+            "n_windows": len(windows), "n_tokens": meta["n_tokens"], "n_sequences": meta["n_sequences"],
+            "n_scored_weights": meta["n_weights"], "n_scored_tensors": len(targets), "n_params": total,
+            "estimators": meta["estimators"], "passes": meta["passes"], "scores_saved": save,
+            "top1pct_over_median": {m: float(s["top1pct_over_median"].median())
+                                    for m, s in frames["stats"].groupby("metric")},
+        }
+        write_json(args.out / "summary.json", summary)
+        manifest.set(seed=args.seed, device=str(resolved), dtype=dtype, n_params=total, scoring=meta,
+                     threads=torch.get_num_threads())
+    print(f"score {params['model']} seed {args.seed}: {', '.join(params['metrics'])} over {meta['n_tokens']} "
+          f"tokens / {len(windows)} windows; {len(frames['topk'])} selected rows")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
