@@ -103,8 +103,8 @@ REFERENCE_MODELS: dict[str, ReferenceModel] = {
         num_heads=4,
         intermediate_size=384,
         max_position_embeddings=512,
-        train_steps=1200,
-        batch_size=16,
+        train_steps=1300,
+        batch_size=8,
         seq_len=256,
         learning_rate=2e-3,
         description="default embedded model (about 2M parameters, a few minutes on 2 CPU cores)",
@@ -123,3 +123,14 @@ PROTOCOLS: dict[str, Protocol] = {
 
 def is_reference_model(name: str) -> bool:
     return name in REFERENCE_MODELS
+
+# Sensitivity metrics (computed by esa.engine.metrics; names listed here so specs validate without torch).
+METRICS: dict[str, str] = {
+    "grad_x_weight": "|w ⊙ ∂L/∂w|, first-order Taylor estimate of zeroing w",
+    "grad_squared": "empirical Fisher diagonal from per-sequence gradients",
+    "obd": "½·F_ii·w², Optimal Brain Damage saliency from the empirical Fisher",
+    "act_mag": "|W_ij|·‖X_j‖₂ over calibration inputs (Wanda)",
+    "hutchinson_diag": "Hutchinson estimate of the Hessian diagonal, Rademacher probes",
+    "magnitude": "|w|",
+    "superweight": "data-free down_proj activation-spike detector",
+}

@@ -40,7 +40,7 @@ def add_model(plan: Plan, model: str) -> tuple[str, tuple[str, ...]]:
         StageNode(
             name=f"reference.{model}",
             cmd=f"python stages/reference.py --key reference_models.{model} --corpus {corpus} --out {out}",
-            deps=("stages/reference.py", "esa/engine/reference.py", corpus),
+            deps=("stages/reference.py", "esa/engine/reference.py", "esa/engine/tokenizer.py", corpus),
             params=(f"reference_models.{model}",),
             outs=(out,),
         ),

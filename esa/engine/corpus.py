@@ -103,10 +103,17 @@ def check_disjoint(manifest: dict[str, dict]) -> None:
                     raise ValueError(f"corpus splits overlap: {key} {entry[key]} in {other} and {split}")
 
 
+def validate_config(cfg: CorpusConfig) -> None:
+    fractions = (cfg.calibration_fraction, cfg.evaluation_fraction)
+    if min(fractions) <= 0 or sum(fractions) >= 1:
+        raise ValueError("calibration_fraction and evaluation_fraction must be positive and sum to less than 1")
+    if min(cfg.max_train_bytes, cfg.max_calibration_bytes, cfg.max_evaluation_bytes) < 0:
+        raise ValueError("byte caps must be >= 0 (0 = no cap)")
+
+
 def build_corpus(cfg: CorpusConfig, out_dir: Path) -> dict:
     """Write ``{split}.jsonl`` and ``splits.json`` into out_dir; return the splits summary."""
-    if not 0 <= cfg.calibration_fraction + cfg.evaluation_fraction < 1:
-        raise ValueError("calibration_fraction + evaluation_fraction must be in [0, 1)")
+    validate_config(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     docs = stdlib_documents()

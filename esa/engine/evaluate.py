@@ -48,9 +48,14 @@ def score_windows(model, docs: list[TokenizedDoc], windows: list[Window], *, bat
         targets = ids[:, 1:]
         nll = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
         correct = logits[:, :-1].argmax(-1) == targets
-        for row, w in enumerate(chunk):
-            lo, hi = w.length - w.n_scored - 1, w.length - 1  # scored tokens are the window's last n_scored
-            out.append((float(nll[row, lo:hi].sum().item()), int(correct[row, lo:hi].sum().item())))
+        # Scored tokens are each window's last n_scored; prediction index p scores token p + 1.
+        pos = torch.arange(targets.shape[1], device=targets.device)
+        hi = torch.tensor([w.length - 1 for w in chunk], device=targets.device)[:, None]
+        lo = hi - torch.tensor([w.n_scored for w in chunk], device=targets.device)[:, None]
+        scored = (pos >= lo) & (pos < hi)
+        nll_sum = torch.where(scored, nll, torch.zeros_like(nll)).sum(-1)
+        n_correct = (correct & scored).sum(-1)
+        out.extend(zip(nll_sum.tolist(), n_correct.tolist()))
     return out
 
 

@@ -27,6 +27,13 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def quiet_hub_progress() -> None:
+    """Stage logs keep one progress bar per loop of ours, not the hub's per-file loading bars."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+
 def load_model(id_or_path: str, dtype: str = "float32", device: str = "cpu"):
     """Return ``(model, tokenizer)`` with the model in eval mode on the resolved device."""
     model = AutoModelForCausalLM.from_pretrained(id_or_path, dtype=resolve_dtype(dtype))

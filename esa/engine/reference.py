@@ -22,6 +22,23 @@ MIN_LR_RATIO = 0.1
 HELDOUT_CHUNKS = 64
 
 
+def validate_config(model: ReferenceModel) -> None:
+    sizes = {k: getattr(model, k) for k in ("vocab_size", "hidden_size", "num_layers", "num_heads",
+                                             "intermediate_size", "max_position_embeddings", "train_steps",
+                                             "batch_size", "seq_len")}
+    bad = [k for k, v in sizes.items() if not isinstance(v, int) or v < 1]
+    if bad:
+        raise ValueError(f"{model.name}: {', '.join(bad)} must be positive integers")
+    if model.hidden_size % model.num_heads:
+        raise ValueError(f"{model.name}: hidden_size {model.hidden_size} not divisible by num_heads {model.num_heads}")
+    if model.seq_len > model.max_position_embeddings:
+        raise ValueError(f"{model.name}: seq_len {model.seq_len} exceeds max_position_embeddings")
+    if model.vocab_size < 257:
+        raise ValueError(f"{model.name}: vocab_size must cover the 256 byte symbols plus <|endoftext|>")
+    if not model.learning_rate > 0:
+        raise ValueError(f"{model.name}: learning_rate must be positive")
+
+
 def llama_config(model: ReferenceModel, tokenizer) -> LlamaConfig:
     eos = tokenizer.eos_token_id
     return LlamaConfig(
@@ -146,6 +163,7 @@ def train_model(model_cfg: ReferenceModel, tokenizer, train: torch.Tensor,
 
 def build_reference(model: ReferenceModel, corpus_dir: Path, out_dir: Path) -> dict:
     """Train tokenizer and model from ``corpus_dir``'s train split; save both into out_dir; return the train log."""
+    validate_config(model)
     torch.use_deterministic_algorithms(True)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

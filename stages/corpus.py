@@ -1,0 +1,50 @@
+"""Stage: build the text corpus and its disjoint train / calibration / evaluation splits.
+
+    python stages/corpus.py --key corpora.stdlib --out data/stdlib
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
+
+from esa.engine.corpus import SPLITS, build_corpus, validate_config  # noqa: E402
+from esa.registry import CorpusConfig  # noqa: E402
+from esa.stageio import Manifest, load_params  # noqa: E402
+
+
+def _message(exc: Exception) -> str:
+    # KeyError's str() wraps the message in quotes.
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--key", required=True, help="dotted key of the corpus params in params.yaml")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.key, args.params)
+        cfg = CorpusConfig(**params)
+        validate_config(cfg)
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        print(f"corpus: bad params: {_message(exc)}", file=sys.stderr)
+        return 2
+
+    with Manifest(args.out, params=params, stage="corpus") as manifest:
+        summary = build_corpus(cfg, args.out)
+        manifest.set(
+            disjoint=summary["disjoint"],
+            splits={s: {k: summary[s][k] for k in ("n_docs", "n_bytes", "sha256")} for s in SPLITS},
+        )
+    counts = ", ".join(f"{s} {summary[s]['n_docs']} docs / {summary[s]['n_bytes']} B" for s in SPLITS)
+    print(f"corpus {cfg.name}: {counts}; disjoint={summary['disjoint']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Stage: perplexity, bits per byte and top-1 accuracy of a model on a corpus split, for one seed.
+
+    python stages/evaluate.py --key phase1.standard-ref-s --seed 1337 --spec specs/phase1.yaml \
+        --out results/phase1/standard-ref-s/seed1337
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
+
+from esa.engine.windows import check_window_settings  # noqa: E402
+from esa.stageio import Manifest, load_params, write_json  # noqa: E402
+
+REQUIRED = ("model", "data", "split", "context", "stride", "max_windows", "batch_size")
+
+
+def read_params(key: str, path: str) -> dict:
+    params = load_params(key, path)
+    missing = [k for k in REQUIRED if k not in params]
+    if missing:
+        raise KeyError(f"params at '{key}' lack {', '.join(missing)}")
+    for name in ("context", "stride", "max_windows", "batch_size"):
+        if not isinstance(params[name], int) or isinstance(params[name], bool):
+            raise ValueError(f"params at '{key}': {name} must be an integer, got {params[name]!r}")
+    check_window_settings(params["context"], params["stride"])
+    return params
+
+
+def _message(exc: Exception) -> str:
+    # KeyError's str() wraps the message in quotes.
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--key", required=True, help="dotted key of the evaluation params in params.yaml")
+    parser.add_argument("--seed", required=True, type=int)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--spec", default=None, help="the spec this run came from (recorded only)")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    try:
+        params = read_params(args.key, args.params)
+    except (KeyError, ValueError, OSError) as exc:
+        print(f"evaluate: bad params: {_message(exc)}", file=sys.stderr)
+        return 2
+
+    import torch
+
+    from esa.engine.corpus import load_split
+    from esa.engine.evaluate import check_settings, evaluate
+    from esa.engine.models import load_model, n_params, quiet_hub_progress, resolve_device
+
+    quiet_hub_progress()
+    dtype, device = params.get("dtype", "float32"), params.get("device", "cpu")
+    torch.manual_seed(args.seed)
+    try:
+        docs = load_split(Path(params["data"]), params["split"])
+        t0 = time.perf_counter()
+        model, tokenizer = load_model(str(params["model"]), dtype=dtype, device=device)
+        load_time = time.perf_counter() - t0
+        check_settings(model, context=params["context"], stride=params["stride"], batch_size=params["batch_size"])
+    except (ValueError, OSError) as exc:
+        print(f"evaluate: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+
+    with Manifest(args.out, params=params, spec=args.spec, stage="evaluate") as manifest:
+        resolved = resolve_device(device)
+        manifest.set(seed=args.seed, model=str(params["model"]), device=str(resolved), dtype=dtype,
+                     torch_dtype=str(next(model.parameters()).dtype), n_params=n_params(model),
+                     threads=torch.get_num_threads(), split=params["split"], data=str(params["data"]))
+        manifest.time("load_model", load_time)
+        t0 = time.perf_counter()
+        metrics, frame = evaluate(model, tokenizer, docs, context=params["context"], stride=params["stride"],
+                                  max_windows=params["max_windows"], batch_size=params["batch_size"],
+                                  seed=args.seed, device=resolved)
+        manifest.time("evaluate", time.perf_counter() - t0)
+        metrics.update(seed=args.seed, protocol=params.get("protocol"), model=str(params["model"]),
+                       split=params["split"], context=params["context"], stride=params["stride"], dtype=dtype)
+        write_json(args.out / "metrics.json", metrics)
+        frame.to_parquet(args.out / "sequences.parquet", index=False)
+        manifest.set(status_eval=metrics["status"], n_tokens=metrics["n_tokens"], n_windows=metrics["n_windows"])
+    print(f"evaluate {params['model']} seed {args.seed}: ppl {metrics['ppl']:.3f}, "
+          f"bpb {metrics['bits_per_byte']:.4f}, top1 {metrics['top1_accuracy']:.4f} "
+          f"over {metrics['n_tokens']} tokens / {metrics['n_windows']} windows [{metrics['status']}]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
