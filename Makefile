@@ -9,6 +9,9 @@ export DVC_NO_ANALYTICS := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONHASHSEED := 0
 
+# `make demo` runs Phase 1; `make demo PHASE=2` runs Phase 2 (and what it depends on).
+PHASE ?= 1
+
 .PHONY: demo test venv clean-results
 
 venv: $(VENV)/.installed
@@ -22,9 +25,9 @@ $(VENV)/.installed: pyproject.toml
 
 demo: venv
 	@[ -d .dvc ] || $(BIN)/dvc init --quiet
-	$(BIN)/esa compile specs/phase1.yaml
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
-	$(BIN)/esa report phase1
+	$(BIN)/esa compile specs/phase$(PHASE).yaml
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro grade.phase$(PHASE)
+	$(BIN)/esa report phase$(PHASE)
 
 test: venv
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q

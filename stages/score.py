@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         frames["stats"].to_parquet(args.out / "tensor_stats.parquet", index=False)  # histograms as list columns
         frames["layers"].to_parquet(args.out / "layer_component.parquet", index=False)
         meta = result.meta.to_dict()
+        # Hutchinson-only runs have no gradient sweep; their tokens are those the probes saw.
+        meta["n_tokens"] = meta["n_tokens"] or (meta.get("hutchinson") or {}).get("tokens", 0)
         write_json(args.out / "superweight.json", meta.get("superweight") or {"requested": False})
         summary = {
             "seed": args.seed, "model": str(params["model"]), "metrics": list(params["metrics"]),

@@ -7,7 +7,7 @@ from typing import Callable
 from esa.compile.plan import Plan, StageNode
 from esa.compile.shared import add_corpus, add_model
 from esa.spec import Spec
-from esa.spec.runs import EvalRun, ScoreRun
+from esa.spec.runs import AblationRun, EvalRun, ScoreRun
 
 EVAL_CODE = ("stages/evaluate.py", "esa/engine/evaluate.py", "esa/engine/windows.py", "esa/engine/models.py")
 SCORE_CODE = ("stages/score.py", "esa/engine/scoring.py", "esa/engine/metrics.py", "esa/engine/hutchinson.py",
@@ -72,7 +72,39 @@ def build_score(plan: Plan, spec: Spec, run: ScoreRun) -> list[str]:
     return evidence
 
 
-RUN_BUILDERS: dict[str, Callable[[Plan, Spec, object], list[str]]] = {"eval": build_eval, "score": build_score}
+ABLATION_CODE = ("stages/ablation.py", "esa/engine/ablation.py", "esa/engine/scoring.py", "esa/engine/windows.py",
+                 "esa/engine/models.py")
+
+
+def build_ablation(plan: Plan, spec: Spec, run: AblationRun) -> list[str]:
+    """One stage per seed, reading that seed's saved scores from the score run's stage."""
+    model_location, model_deps = add_model(plan, run.model)
+    data = add_corpus(plan, run.data)
+    key = f"{spec.name}.{run.id}"
+    params = {"model": model_location, "model_name": run.model, "data": data, "dtype": run.dtype,
+              "device": run.device, **run.resolved_with(spec.run(run.scores))}
+    evidence = []
+    for seed in run.seeds:
+        scores = f"{results_dir(spec, run.scores)}/seed{seed}"
+        out = f"{results_dir(spec, run.id)}/seed{seed}"
+        plan.add(
+            StageNode(
+                name=f"ablation.{spec.name}/{run.id}/seed{seed}",
+                cmd=(f"python stages/ablation.py --key {key} --seed {seed} --scores {scores} --spec {spec.source} "
+                     f"--out {out}"),
+                deps=(*ABLATION_CODE, data, *model_deps, f"{scores}/scores", f"{scores}/topk.parquet"),
+                params=(key,),
+                outs=(f"{out}/ablation.parquet", f"{out}/transfer.parquet", f"{out}/manifest.json"),
+                metrics=(f"{out}/summary.json",),
+            ),
+            {key: params},
+        )
+        evidence.extend([f"{out}/summary.json", f"{out}/transfer.parquet"])
+    return evidence
+
+
+RUN_BUILDERS: dict[str, Callable[[Plan, Spec, object], list[str]]] = {
+    "eval": build_eval, "score": build_score, "ablation_check": build_ablation}
 
 
 def add_spec(plan: Plan, spec: Spec) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from esa.report.grading import Grade, GradeContext, compare, evaluator
-from esa.spec.criteria import Hotspot, JaccardStability, MetricOverlap, TailRatio
+from esa.spec.criteria import AblationSpearman, Hotspot, JaccardStability, MetricOverlap, TailRatio
 
 
 def _run_analysis(ctx: GradeContext, run_id: str) -> tuple[dict | None, list[str], str | None]:
@@ -78,4 +78,31 @@ def grade_hotspot(criterion: Hotspot, ctx: GradeContext) -> Grade:
     grade = compare(test["pvalue_max"], criterion, evidence,
                     f"chi-square by {criterion.by}, largest p over {len(test['per_seed'])} seeds")
     grade.p = test["pvalue_max"]
+    return grade
+
+
+@evaluator("ablation_spearman")
+def grade_ablation_spearman(criterion: AblationSpearman, ctx: GradeContext) -> Grade:
+    import math
+
+    import pandas as pd
+
+    run = ctx.spec.run(criterion.run)
+    evidence = [f"results/{ctx.spec.name}/{run.id}/seed{s}/transfer.parquet" for s in run.seeds]
+    missing = [path for path in evidence if not (ctx.root / path).exists()]
+    if missing:
+        return Grade(None, "inconclusive", f"missing evidence: {', '.join(missing[:3])}", evidence)
+    rows = []
+    for path in evidence:
+        table = pd.read_parquet(ctx.root / path)
+        rows.append(table[(table["metric"] == criterion.metric) & (table["source"] == criterion.source)])
+    table = pd.concat(rows)
+    if table.empty:
+        return Grade(None, "inconclusive", f"no {criterion.source} scores of {criterion.metric} were checked",
+                     evidence)
+    value = float(table["rho"].mean())
+    grade = compare(value, criterion, evidence, f"mean over {len(table)} seeds; n = {int(table['n'].iloc[0])} "
+                    f"ablated weights, ρ on the top set {float(table['rho_top'].mean()):.3g}")
+    if len(table) == 1 and math.isfinite(float(table["ci_low"].iloc[0])):
+        grade.ci = [float(table["ci_low"].iloc[0]), float(table["ci_high"].iloc[0])]
     return grade

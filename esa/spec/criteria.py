@@ -125,7 +125,20 @@ class Hotspot(_ScoreCriterion):
     threshold: float = 0.01
 
 
+class AblationSpearman(_CriterionBase):
+    """Spearman ρ between a metric's score and the real held-out ΔNLL of zeroing single weights (mean over seeds)."""
+
+    kind: Literal["ablation_spearman"]
+    run: Ident = Field(description="id of an ablation_check run")
+    metric: MetricName
+    source: Literal["calibration", "evaluation"] = Field(
+        "calibration", description="scores computed on calibration text (transfer) or on the evaluation text")
+    comparator: Comparator = ">"
+    threshold: float = 0.5
+
+
 Criterion = Annotated[
-    Union[SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, TailRatio, Hotspot],
+    Union[SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, TailRatio, Hotspot,
+          AblationSpearman],
     Field(discriminator="kind"),
 ]

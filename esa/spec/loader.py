@@ -107,12 +107,14 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
             problems.append((origin[(i, "id")], f"duplicate run id '{run.id}' (from a run or a sweep)"))
         seen_runs.add(run.id)
         reference = REFERENCE_MODELS.get(run.model)
-        resolved = run.resolved()
+        resolved = run.resolved() if hasattr(run, "resolved") else {"context": run.context}
         if run.kind == "score" and any(k > run.topk for k in run.k_grid):
             problems.append((origin[(i, "k_grid")], f"k_grid values must not exceed topk ({run.topk})"))
-        if reference and resolved["context"] > reference.max_position_embeddings:
+        if run.kind == "ablation_check":
+            problems.extend(_check_ablation(spec, run, i, origin))
+        if reference and resolved.get("context", 0) > reference.max_position_embeddings:
             field = "context" if run.kind != "eval" or run.context else "protocol"
-            problems.append((origin[(i, field)], f"context {resolved['context']} exceeds {run.model}'s "
+            problems.append((origin.get((i, field), origin[(i, None)]), f"context {resolved['context']} exceeds {run.model}'s "
                                                  f"{reference.max_position_embeddings} positions"))
     hypothesis_ids = {h.id for h in spec.hypotheses}
     known_runs = set(run_index) | set(spec._sweep_members)
@@ -124,10 +126,45 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
             for j, name in enumerate(criterion.runs):
                 if name not in known_runs:
                     problems.append((("criteria", i, "runs", j), f"unknown run or sweep '{name}'"))
-        refs = [(("criteria", i), criterion)] if hasattr(criterion, "run") else []
+        refs = [(("criteria", i), criterion)] if hasattr(criterion, "run") and criterion.kind != "ablation_spearman" \
+            else []
+        if criterion.kind == "ablation_spearman":
+            problems.extend(_check_ablation_ref(spec, criterion, ("criteria", i)))
         refs += [(("criteria", i, side), getattr(criterion, side)) for side in ("a", "b") if hasattr(criterion, side)]
         for path, ref in refs:
             problems.extend(_check_score_ref(spec, criterion, path, ref))
+    return problems
+
+
+def _check_ablation_ref(spec: Spec, criterion, path: tuple) -> list[tuple[tuple, str]]:
+    run = next((r for r in spec.runs if r.id == criterion.run), None)
+    if run is None or run.kind != "ablation_check":
+        return [(path + ("run",), f"'{criterion.run}' is not an ablation_check run of this spec")]
+    metrics = run.resolved_with(spec.run(run.scores))["metrics"] if any(
+        r.id == run.scores and r.kind == "score" for r in spec.runs) else []
+    if criterion.metric not in metrics:
+        return [(path + ("metric",), f"ablation run '{criterion.run}' does not check {criterion.metric}")]
+    return []
+
+
+def _check_ablation(spec: Spec, run, index: int, origin: dict) -> list[tuple[tuple, str]]:
+    """An ablation check reads a score run of the same model and data, on seeds that run has, with saved scores."""
+    where = lambda field: origin.get((index, field), origin[(index, None)])  # noqa: E731
+    source = next((r for r in spec.runs if r.id == run.scores), None)
+    if source is None or source.kind != "score":
+        return [(where("scores"), f"'{run.scores}' is not a score run of this spec")]
+    problems = []
+    if (source.model, source.data) != (run.model, run.data):
+        problems.append((where("scores"), f"score run '{run.scores}' uses {source.model} on {source.data}, "
+                                          f"this run {run.model} on {run.data}"))
+    if source.save_scores is False:
+        problems.append((where("scores"), f"score run '{run.scores}' does not keep its scores (save_scores: false)"))
+    missing = [m for m in (run.metrics or []) + ([run.rank_by] if run.rank_by else []) if m not in source.metrics]
+    if missing:
+        problems.append((where("metrics"), f"score run '{run.scores}' does not compute {', '.join(sorted(set(missing)))}"))
+    extra = [s for s in run.seeds if s not in source.seeds]
+    if extra:
+        problems.append((where("seeds"), f"score run '{run.scores}' has no seed {', '.join(map(str, extra))}"))
     return problems
 
 

@@ -144,5 +144,27 @@ class ScoreRun(_RunBase):
         return data
 
 
-Run = Annotated[Union[EvalRun, ScoreRun], Field(discriminator="kind")]
-RUN_KINDS = ("eval", "score")
+class AblationRun(_RunBase):
+    """Single-weight ablation: zero each sampled weight, measure the real held-out ΔNLL, and compare it with
+    each metric's score (Spearman ρ). Reads a score run's saved full score tensors; never rescores them."""
+
+    kind: Literal["ablation_check"]
+    scores: Ident = Field(description="id of the score run whose scores are checked")
+    metrics: list[MetricName] | None = Field(None, description="metrics to check (default: the score run's)")
+    rank_by: MetricName | None = Field(None, description="metric whose global top set is sampled (default: first)")
+    top: int = Field(50, gt=0, description="all weights of rank_by's global top-`top`")
+    n_random: int = Field(300, ge=0, description="more weights drawn across the score range")
+    eval_windows: int = Field(64, gt=0, description="held-out evaluation windows the damage is measured on")
+    context: int = Field(256, gt=1)
+    batch_size: int = Field(16, gt=0)
+    eval_scores: bool = Field(True, description="also score gradient metrics on the evaluation windows (transfer)")
+
+    def resolved_with(self, score_run: "ScoreRun") -> dict[str, Any]:
+        metrics = self.metrics or [m for m in score_run.metrics if m != "superweight"]
+        data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "scores"})
+        data.update(metrics=metrics, rank_by=self.rank_by or metrics[0])
+        return data
+
+
+Run = Annotated[Union[EvalRun, ScoreRun, AblationRun], Field(discriminator="kind")]
+RUN_KINDS = ("eval", "score", "ablation_check")
