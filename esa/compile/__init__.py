@@ -8,7 +8,8 @@ from pathlib import Path
 from esa.compile.emit import dvc_yaml_text, params_yaml_text, read_sources
 from esa.compile.phase_runs import add_spec
 from esa.compile.plan import Plan, PlanError
-from esa.spec import SpecError, SpecErrors, load_spec
+from esa.compile.references import check_references, referenced_specs
+from esa.spec import Spec, SpecError, SpecErrors, load_spec
 
 __all__ = ["CompileResult", "PlanError", "compile_specs", "resolve_sources"]
 
@@ -58,23 +59,35 @@ def compile_specs(sources: list[str], root: Path) -> CompileResult:
     if not sources:
         raise PlanError("nothing to compile: name a spec, e.g. `esa compile specs/phase1.yaml`")
     plan = Plan()
-    digests: dict[str, str] = {}
+    specs: dict[str, Spec] = {}
     errors: list[SpecError] = []
-    phases: dict[int, str] = {}
-    for source in sources:
+    pending = list(sources)
+    while pending:  # specs referenced by others (Phase 3 reads Phase 2's scores) are compiled with them
+        source = pending.pop(0)
+        if source in specs:
+            continue
         try:
             spec = load_spec(root / source)
         except SpecErrors as exc:
             errors.extend(exc.errors)
+            specs[source] = None
             continue
         spec._source = source  # stage commands name the spec relative to the project root
+        specs[source] = spec
+        pending.extend(ref for ref in referenced_specs(spec) if ref not in specs)
+    if errors:
+        raise SpecErrors(errors)
+    phases: dict[int, str] = {}
+    for source, spec in sorted(specs.items(), key=lambda item: item[1].phase):
         if spec.phase in phases:
             raise PlanError(f"{source}: phase {spec.phase} is already compiled from {phases[spec.phase]}")
         phases[spec.phase] = source
-        digests[source] = spec.sha256
-        add_spec(plan, spec)
-    if errors:
-        raise SpecErrors(errors)
+    cross = [error for spec in specs.values() for error in check_references(spec, specs)]
+    if cross:
+        raise SpecErrors(cross)
+    for spec in sorted(specs.values(), key=lambda s: s.phase):
+        add_spec(plan, spec, specs)
+    digests = {source: spec.sha256 for source, spec in specs.items()}
     nodes = plan.ordered(root)
     return CompileResult(
         dvc_yaml=dvc_yaml_text(nodes, digests),

@@ -7,7 +7,8 @@ from typing import Callable
 from esa.compile.plan import Plan, StageNode
 from esa.compile.shared import add_corpus, add_model
 from esa.spec import Spec
-from esa.spec.runs import AblationRun, EvalRun, ScoreRun
+from esa.spec.runs import AblationRun, EvalRun, PerturbRun, ScoreRun
+from esa.spec.sweeps import slug
 
 EVAL_CODE = ("stages/evaluate.py", "esa/engine/evaluate.py", "esa/engine/windows.py", "esa/engine/models.py")
 SCORE_CODE = ("stages/score.py", "esa/engine/scoring.py", "esa/engine/metrics.py", "esa/engine/hutchinson.py",
@@ -15,14 +16,15 @@ SCORE_CODE = ("stages/score.py", "esa/engine/scoring.py", "esa/engine/metrics.py
               "esa/engine/score_stats.py", "esa/engine/windows.py", "esa/engine/models.py")
 GRADE_CODE = ("esa/report/grade.py", "esa/report/evidence.py", "esa/spec/criteria.py")
 # What each phase's grade stage writes besides grades.json (its analyses, read by the report).
-PHASE_OUTPUTS = {1: ("summary.json",), 2: ("analysis.json", "stability_vs_k.parquet")}
+PHASE_OUTPUTS = {1: ("summary.json",), 2: ("analysis.json", "stability_vs_k.parquet"),
+                 3: ("analysis.json", "conditions.parquet")}
 
 
 def results_dir(spec: Spec, run_id: str) -> str:
     return f"results/{spec.name}/{run_id}"
 
 
-def build_eval(plan: Plan, spec: Spec, run: EvalRun) -> list[str]:
+def build_eval(plan: Plan, spec: Spec, run: EvalRun, specs: dict[str, Spec]) -> list[str]:
     """One stage per seed (the seed picks the evaluation windows); returns the metrics files for grading."""
     model_location, model_deps = add_model(plan, run.model)
     data = add_corpus(plan, run.data)
@@ -46,7 +48,7 @@ def build_eval(plan: Plan, spec: Spec, run: EvalRun) -> list[str]:
     return metrics
 
 
-def build_score(plan: Plan, spec: Spec, run: ScoreRun) -> list[str]:
+def build_score(plan: Plan, spec: Spec, run: ScoreRun, specs: dict[str, Spec]) -> list[str]:
     """One scoring stage per seed (the seed draws calibration windows and probes); all metrics in one stage."""
     model_location, model_deps = add_model(plan, run.model)
     data = add_corpus(plan, run.data)
@@ -76,7 +78,7 @@ ABLATION_CODE = ("stages/ablation.py", "esa/engine/ablation.py", "esa/engine/sco
                  "esa/engine/models.py")
 
 
-def build_ablation(plan: Plan, spec: Spec, run: AblationRun) -> list[str]:
+def build_ablation(plan: Plan, spec: Spec, run: AblationRun, specs: dict[str, Spec]) -> list[str]:
     """One stage per seed, reading that seed's saved scores from the score run's stage."""
     model_location, model_deps = add_model(plan, run.model)
     data = add_corpus(plan, run.data)
@@ -103,15 +105,75 @@ def build_ablation(plan: Plan, spec: Spec, run: AblationRun) -> list[str]:
     return evidence
 
 
-RUN_BUILDERS: dict[str, Callable[[Plan, Spec, object], list[str]]] = {
-    "eval": build_eval, "score": build_score, "ablation_check": build_ablation}
+PERTURB_CODE = ("stages/perturb.py", "esa/engine/perturb.py", "esa/engine/bitflip.py", "esa/engine/controls.py",
+                "esa/engine/evaluate.py", "esa/engine/windows.py", "esa/engine/models.py")
 
 
-def add_spec(plan: Plan, spec: Spec) -> None:
-    """All stages of one spec: its runs, then the grade stage reading their metrics."""
+def add_baseline(plan: Plan, run: PerturbRun) -> str:
+    """The unperturbed evaluation every perturbation of this model, data and window sample is paired with.
+
+    Keyed by what determines it (model, data, protocol, window seed), so any number of runs share one stage.
+    """
+    model_location, model_deps = add_model(plan, run.model)
+    data = add_corpus(plan, run.data)
+    name = f"{slug(run.model)}/{run.data}/{run.protocol}-{run.dtype}/seed{run.eval_seed}"
+    key = f"baselines.{slug(run.model)}-{run.data}-{run.protocol}-{run.dtype}-seed{run.eval_seed}"
+    out = run.baseline_dir()
+    plan.add(
+        StageNode(
+            name=f"baseline.{name}",
+            cmd=f"python stages/evaluate.py --key {key} --seed {run.eval_seed} --out {out}",
+            deps=(*EVAL_CODE, data, *model_deps),
+            params=(key,),
+            outs=(f"{out}/sequences.parquet", f"{out}/manifest.json"),
+            metrics=(f"{out}/metrics.json",),
+        ),
+        {key: {"model": model_location, "model_name": run.model, "data": data, **run.evaluation()}},
+    )
+    return out
+
+
+def build_perturb(plan: Plan, spec: Spec, run: PerturbRun, specs: dict[str, Spec]) -> list[str]:
+    """One stage per seed: super set + controls, every level, each evaluated on the baseline's windows."""
+    source = specs[run.scores.spec]
+    score_run = source.run(run.scores.run)
+    score_seed = run.scores.seed if run.scores.seed is not None else score_run.seeds[0]
+    scores = f"{results_dir(source, score_run.id)}/seed{score_seed}"
+    baseline = add_baseline(plan, run)
+    model_location, model_deps = add_model(plan, run.model)
+    data = add_corpus(plan, run.data)
+    key = f"{spec.name}.{run.id}"
+    params = {"model": model_location, "model_name": run.model, "data": data, **run.resolved(),
+              "scores": {**run.scores.model_dump(), "seed": score_seed}}
+    evidence = []
+    for seed in run.seeds:
+        out = f"{results_dir(spec, run.id)}/seed{seed}"
+        plan.add(
+            StageNode(
+                name=f"perturb.{spec.name}/{run.id}/seed{seed}",
+                cmd=(f"python stages/perturb.py --key {key} --seed {seed} --scores {scores} --baseline {baseline} "
+                     f"--spec {spec.source} --out {out}"),
+                deps=(*PERTURB_CODE, data, *model_deps, f"{scores}/topk.parquet", f"{scores}/bottomk.parquet",
+                      f"{baseline}/sequences.parquet"),
+                params=(key,),
+                outs=(f"{out}/conditions.parquet", f"{out}/manifest.json"),
+                metrics=(f"{out}/summary.json",),
+            ),
+            {key: params},
+        )
+        evidence.extend([f"{out}/summary.json", f"{out}/conditions.parquet"])
+    return evidence + [f"{baseline}/sequences.parquet"]
+
+
+RUN_BUILDERS: dict[str, Callable[[Plan, Spec, object, dict], list[str]]] = {
+    "eval": build_eval, "score": build_score, "ablation_check": build_ablation, "perturb": build_perturb}
+
+
+def add_spec(plan: Plan, spec: Spec, specs: dict[str, Spec]) -> None:
+    """All stages of one spec: its runs, then the grade stage reading their results."""
     evidence: list[str] = []
     for run in spec.runs:
-        evidence.extend(RUN_BUILDERS[run.kind](plan, spec, run))
+        evidence.extend(RUN_BUILDERS[run.kind](plan, spec, run, specs))
     plan.add(
         StageNode(
             name=f"grade.{spec.name}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 
 import numpy as np
@@ -69,28 +71,54 @@ def check_settings(model, *, context: int, stride: int, batch_size: int) -> None
         raise ValueError(f"batch_size must be positive, got {batch_size}")
 
 
-def evaluate(model, tokenizer, docs: list[dict], *, context: int, stride: int, max_windows: int, batch_size: int,
-             seed: int, device: torch.device | str = "cpu", progress: bool = True) -> tuple[dict, pd.DataFrame]:
-    """Score a seeded sample of sliding windows over ``docs``; return (metrics, one row per window)."""
-    check_settings(model, context=context, stride=stride, batch_size=batch_size)
-    device = torch.device(device)
+@dataclass
+class EvalWindows:
+    """A seeded window sample, tokenized once, so many conditions can be evaluated on exactly these windows."""
+
+    tokenized: list
+    windows: list[Window]
+    n_available: int
+    pad_id: int
+    context: int
+    stride: int
+
+
+def prepare_windows(tokenizer, docs: list[dict], *, context: int, stride: int, max_windows: int,
+                    seed: int) -> EvalWindows:
+    check_window_settings(context, stride)
     tokenized = tokenize_docs(tokenizer, docs)
     all_windows = make_windows(tokenized, context, stride)
     if not all_windows:
         raise ValueError("no evaluation windows: the documents are empty")
-    windows = sample_windows(all_windows, max_windows, seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    scores = score_windows(model, tokenized, windows, batch_size=batch_size, pad_id=pad_id, device=device,
-                           progress=progress)
+    return EvalWindows(tokenized, sample_windows(all_windows, max_windows, seed), len(all_windows), pad_id,
+                       context, stride)
+
+
+def evaluate_windows(model, prepared: EvalWindows, *, batch_size: int, device: torch.device | str = "cpu",
+                     progress: bool = True) -> tuple[dict, pd.DataFrame]:
+    """Score prepared windows; return (metrics, one row per window)."""
+    check_settings(model, context=prepared.context, stride=prepared.stride, batch_size=batch_size)
+    tokenized, windows = prepared.tokenized, prepared.windows
+    scores = score_windows(model, tokenized, windows, batch_size=batch_size, pad_id=prepared.pad_id,
+                           device=torch.device(device), progress=progress)
     frame = pd.DataFrame(
         [(window_id(tokenized[w.doc], w), tokenized[w.doc].doc_id, w.start, w.n_scored, w.n_scored_bytes, nll, ok)
          for w, (nll, ok) in zip(windows, scores)],
         columns=SEQUENCE_COLUMNS,
     )
-    return summarize(frame, model, all_windows), frame
+    return summarize(frame, model, prepared.n_available), frame
 
 
-def summarize(frame: pd.DataFrame, model, all_windows: list[Window]) -> dict:
+def evaluate(model, tokenizer, docs: list[dict], *, context: int, stride: int, max_windows: int, batch_size: int,
+             seed: int, device: torch.device | str = "cpu", progress: bool = True) -> tuple[dict, pd.DataFrame]:
+    """Score a seeded sample of sliding windows over ``docs``; return (metrics, one row per window)."""
+    check_settings(model, context=context, stride=stride, batch_size=batch_size)
+    prepared = prepare_windows(tokenizer, docs, context=context, stride=stride, max_windows=max_windows, seed=seed)
+    return evaluate_windows(model, prepared, batch_size=batch_size, device=device, progress=progress)
+
+
+def summarize(frame: pd.DataFrame, model, n_available: int) -> dict:
     """Corpus-level metrics from per-window sums (token-weighted: never a mean of per-batch means)."""
     total_nll = float(frame["nll_sum"].sum())
     n_tokens = int(frame["n_tokens"].sum())
@@ -106,7 +134,7 @@ def summarize(frame: pd.DataFrame, model, all_windows: list[Window]) -> dict:
         "n_tokens": n_tokens,
         "n_bytes": n_bytes,
         "n_windows": len(frame),
-        "n_windows_available": len(all_windows),
+        "n_windows_available": n_available,
         "vocab_size": int(model.config.vocab_size),
         "n_params": n_params(model),
     }

@@ -9,8 +9,9 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from esa.report import grade_score  # noqa: F401  (registers the Phase-2 evaluators)
+from esa.report import grade_perturb, grade_score  # noqa: F401  (register the Phase-2 and -3 evaluators)
 from esa.report.analysis_phase2 import analyze_phase2
+from esa.report.analysis_phase3 import analyze_phase3
 from esa.report.evidence import RunEvidence, coefficient_of_variation, load_eval_evidence, summarize
 from esa.report.grading import EVALUATORS, Grade, GradeContext, compare, evaluator
 from esa.spec import Spec
@@ -92,7 +93,7 @@ def summarize_phase1(spec: Spec, root: Path) -> dict:
 
 
 # Per phase, the analyses the grade stage computes (and writes for the report) before grading.
-PHASE_ANALYSES = {1: summarize_phase1, 2: analyze_phase2}
+PHASE_ANALYSES = {1: summarize_phase1, 2: analyze_phase2, 3: analyze_phase3}
 
 
 def grade_spec(spec: Spec, root: Path) -> tuple[dict, Path]:

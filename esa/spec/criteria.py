@@ -137,8 +137,72 @@ class AblationSpearman(_CriterionBase):
     threshold: float = 0.5
 
 
+Target = Literal["super", "random_k", "bottom_k"]
+
+
+class _PerturbCriterion(_CriterionBase):
+    run: Ident = Field(description="id of a perturb run")
+    level: float | None = Field(None, description="perturbation level (default: the run's first)")
+
+
+class Ratio(_PerturbCriterion):
+    """ΔPPL(super) / ΔPPL(control), paired bootstrap CI over evaluation windows; value = median over seeds."""
+
+    kind: Literal["ratio"]
+    control: Literal["random_k", "bottom_k"] = "random_k"
+    comparator: Comparator = ">="
+    threshold: float = 5.0
+
+
+class Hierarchy(_PerturbCriterion):
+    """Mean ΔPPL over seeds orders super > random_k > bottom_k (value 1 when it holds, else 0)."""
+
+    kind: Literal["hierarchy"]
+    comparator: Comparator = "=="
+    threshold: float = 1.0
+
+
+class Significance(_PerturbCriterion):
+    """Paired Wilcoxon of per-window ΔNLL (super > control), Holm-corrected across every comparison of the
+    phase; value = the largest corrected p over seeds."""
+
+    kind: Literal["significance"]
+    control: Literal["random_k", "bottom_k"] = "random_k"
+    comparator: Comparator = "<"
+    threshold: float = 0.01
+
+
+class Monotonic(_PerturbCriterion):
+    """Spearman ρ of ΔPPL(target) against the run's levels (dose-response)."""
+
+    kind: Literal["monotonic"]
+    target: Target = "super"
+    comparator: Comparator = ">="
+    threshold: float = 0.9
+
+
+class MinEffect(_PerturbCriterion):
+    """Mean over seeds of ΔPPL(target) at the level."""
+
+    kind: Literal["min_effect"]
+    target: Target = "super"
+    comparator: Comparator = ">="
+    threshold: float = 0.1
+
+
+class Repeatability(_CriterionBase):
+    """The same condition run twice (two runs with identical settings): largest |ΔPPL_a − ΔPPL_b| relative to
+    the seed-to-seed standard deviation of ΔPPL(super)."""
+
+    kind: Literal["repeatability"]
+    run: Ident
+    repeat: Ident
+    comparator: Comparator = "<"
+    threshold: float = 1.0
+
+
 Criterion = Annotated[
     Union[SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, TailRatio, Hotspot,
-          AblationSpearman],
+          AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, Repeatability],
     Field(discriminator="kind"),
 ]

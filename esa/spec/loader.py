@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from esa.registry import REFERENCE_MODELS
+from esa.spec.criteria import Hierarchy, MinEffect, Monotonic, Ratio, Repeatability, Significance
 from esa.spec.errors import SpecError, SpecErrors
 from esa.spec.models import Spec
 from esa.spec.sweeps import expand_runs
@@ -42,6 +43,7 @@ def load_spec(path: str | Path) -> Spec:
     except ValidationError as exc:
         raise SpecErrors(_located(exc, document, origin, file, where)) from None
     spec._source, spec._sweep_members = file, sweep_members
+    spec._where, spec._origin = where, origin
     spec._sha256 = hashlib.sha256(text.encode()).hexdigest()
     problems = _cross_check(spec, origin)
     if problems:
@@ -126,14 +128,23 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
             for j, name in enumerate(criterion.runs):
                 if name not in known_runs:
                     problems.append((("criteria", i, "runs", j), f"unknown run or sweep '{name}'"))
-        refs = [(("criteria", i), criterion)] if hasattr(criterion, "run") and criterion.kind != "ablation_spearman" \
-            else []
+        refs = [(("criteria", i), criterion)] if hasattr(criterion, "metric") and hasattr(criterion, "run") \
+            and criterion.kind != "ablation_spearman" else []
+        for field in ("run", "repeat"):
+            if isinstance(criterion, PERTURB_CRITERIA) and hasattr(criterion, field):
+                target = next((r for r in spec.runs if r.id == getattr(criterion, field)), None)
+                if target is None or target.kind != "perturb":
+                    problems.append((("criteria", i, field), f"'{getattr(criterion, field)}' is not a perturb run "
+                                                             "of this spec"))
         if criterion.kind == "ablation_spearman":
             problems.extend(_check_ablation_ref(spec, criterion, ("criteria", i)))
         refs += [(("criteria", i, side), getattr(criterion, side)) for side in ("a", "b") if hasattr(criterion, side)]
         for path, ref in refs:
             problems.extend(_check_score_ref(spec, criterion, path, ref))
     return problems
+
+
+PERTURB_CRITERIA = (Ratio, Hierarchy, Significance, Monotonic, MinEffect, Repeatability)
 
 
 def _check_ablation_ref(spec: Spec, criterion, path: tuple) -> list[tuple[tuple, str]]:

@@ -43,6 +43,17 @@ class Spec(BaseModel):
     _source: str = PrivateAttr("")
     _sha256: str = PrivateAttr("")
     _sweep_members: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+    _where: Any = PrivateAttr(None)  # source path -> (line, col)
+    _origin: dict = PrivateAttr(default_factory=dict)  # (run index, field) -> source path
+
+    def error_at_run(self, run_id: str, field: str | None, message: str):
+        """A located error about one run's field, for checks made after loading (e.g. across specs)."""
+        from esa.spec.errors import SpecError
+
+        index = next(i for i, run in enumerate(self.runs) if run.id == run_id)
+        path = self._origin.get((index, field), self._origin.get((index, None), ("runs", index)))
+        line, col = self._where(path) if self._where else (1, 1)
+        return SpecError(self._source, line, col, tuple(path), message)
 
     @property
     def name(self) -> str:

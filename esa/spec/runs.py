@@ -166,5 +166,68 @@ class AblationRun(_RunBase):
         return data
 
 
-Run = Annotated[Union[EvalRun, ScoreRun, AblationRun], Field(discriminator="kind")]
-RUN_KINDS = ("eval", "score", "ablation_check")
+Perturbation = Literal["zero", "sign_flip", "scale", "gauss_noise", "bit_flip", "grad_step", "correlated", "adaptive"]
+
+
+class ScoresRef(BaseModel):
+    """Which Phase-2 selection a perturbation run targets (read from that spec's scoring stage, never rescored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spec: str = Field("specs/phase2.yaml", description="path of the spec holding the score run")
+    run: Ident
+    metric: MetricName = "grad_x_weight"
+    mode: Mode = "per_layer"
+    k: int = Field(100, gt=0)
+    seed: int | None = Field(None, description="scoring seed whose top-k is the super set (default: its first)")
+
+
+class PerturbRun(_RunBase):
+    """Perturb the super set and matched controls; evaluate on the same held-out windows as the shared baseline.
+
+    Seeds redraw the random control and noise; ``levels`` turns the run into a dose-response series.
+    """
+
+    kind: Literal["perturb"]
+    scores: ScoresRef
+    perturbation: Perturbation
+    scale: float = Field(1.0, description="factor (scale), σ multiplier (gauss_noise, adaptive), ε (grad_step)")
+    levels: list[float] = Field(default_factory=list, description="dose-response: one condition per scale")
+    sigma_mode: Literal["abs", "tensor_std"] = "abs"
+    prob: float = Field(1.0, gt=0, le=1, description="bit_flip: fraction of targeted weights flipped")
+    bit: Literal["exponent_msb", "random"] | int = "exponent_msb"
+    direction: Literal["ascend", "descend"] = "ascend"
+    unit: Literal["row", "col", "head", "matrix"] = "row"
+    inner: Literal["zero", "gauss_noise", "sign_flip"] = "zero"
+    controls: list[Literal["random_k", "bottom_k"]] = Field(["random_k", "bottom_k"])
+    protocol: str = "standard"
+    eval_seed: int = Field(1337, description="seed of the evaluation windows shared with the baseline")
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, value: str) -> str:
+        if value not in PROTOCOLS:
+            raise ValueError(f"unknown protocol '{value}' (known: {', '.join(PROTOCOLS)})")
+        return value
+
+    def baseline_dir(self) -> str:
+        """Where the shared unperturbed evaluation of this run's model, data and windows lives."""
+        from esa.spec.sweeps import slug
+
+        return f"results/baselines/{slug(self.model)}-{self.data}/{self.protocol}-{self.dtype}/seed{self.eval_seed}"
+
+    def evaluation(self) -> dict[str, Any]:
+        protocol = PROTOCOLS[self.protocol]
+        return {"protocol": self.protocol, "context": protocol.context, "stride": protocol.stride,
+                "max_windows": protocol.max_windows, "batch_size": protocol.batch_size, "split": "evaluation",
+                "dtype": self.dtype, "device": self.device}
+
+    def resolved(self) -> dict[str, Any]:
+        data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "scores"})
+        data.update(self.evaluation())
+        data["levels"] = self.levels or [self.scale]
+        return data
+
+
+Run = Annotated[Union[EvalRun, ScoreRun, AblationRun, PerturbRun], Field(discriminator="kind")]
+RUN_KINDS = ("eval", "score", "ablation_check", "perturb")

@@ -1,0 +1,157 @@
+"""Stage: perturb the Phase-2 super set and matched controls, evaluating each condition on the baseline's windows.
+
+    python stages/perturb.py --key phase3.signflip --seed 1337 --scores results/phase2/gradient/seed1337 \
+        --baseline results/baselines/ref-s-stdlib/standard-float32/seed1337 --spec specs/phase3.yaml \
+        --out results/phase3/signflip/seed1337
+
+For every level and target (super, random_k, bottom_k): apply in place (only touched elements are saved),
+evaluate per window, restore, and prove the restore by checksum. Writes conditions.parquet (one row per condition
+and window), summary.json (ΔPPL per condition; DVC metrics) and manifest.json. A condition that produces NaN/inf
+is recorded as diverged, never a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
+
+from esa.stageio import Manifest, load_params, write_json  # noqa: E402
+
+REQUIRED = ("model", "data", "perturbation", "levels", "controls", "scores", "context", "stride", "max_windows",
+            "batch_size", "eval_seed")
+
+
+def calibration_gradient(model, tokenizer, data: Path, context: int, seed: int, n_windows: int = 64) -> dict:
+    """∂(mean calibration NLL)/∂w for grad_step, from the same calibration sampler the scoring stage uses."""
+    import torch
+
+    from esa.engine.corpus import load_split
+    from esa.engine.scoring import calibration_windows
+
+    windows = calibration_windows(tokenizer, load_split(data, "calibration"), context=context,
+                                  max_windows=n_windows, seed=seed)
+    model.zero_grad(set_to_none=True)
+    total = sum(len(w) - 1 for w in windows)
+    for ids in windows:
+        out = model(input_ids=ids[None], labels=ids[None])
+        (out.loss * (len(ids) - 1) / total).backward()
+    grads = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        return grads
+
+
+def selections(params: dict, scores_dir: Path, model, seed: int) -> dict:
+    import pandas as pd
+
+    from esa.engine.controls import bottom_k, random_k, super_set
+    from esa.engine.perturb import parameters
+
+    ref = params["scores"]
+    topk = pd.read_parquet(scores_dir / "topk.parquet")
+    chosen = {"super": super_set(topk, int(ref["k"]), metric=ref["metric"], mode=ref["mode"])}
+    named = parameters(model)
+    if "random_k" in params["controls"]:
+        chosen["random_k"] = random_k(chosen["super"], named, seed)
+    if "bottom_k" in params["controls"]:
+        candidates = pd.read_parquet(scores_dir / "bottomk.parquet")
+        candidates = candidates[candidates["metric"] == ref["metric"]]
+        chosen["bottom_k"] = bottom_k(chosen["super"], candidates, named)
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--seed", required=True, type=int)
+    parser.add_argument("--scores", required=True, type=Path, help="a Phase-2 scoring stage's output folder")
+    parser.add_argument("--baseline", required=True, type=Path, help="the shared baseline evaluation's folder")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--spec", default=None)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.key, args.params)
+        missing = [k for k in REQUIRED if k not in params]
+        if missing:
+            raise KeyError(f"params at '{args.key}' lack {', '.join(missing)}")
+        for path in (args.scores / "topk.parquet", args.baseline / "sequences.parquet"):
+            if not path.exists():
+                raise KeyError(f"{path} does not exist (run the scoring and baseline stages first)")
+    except (KeyError, OSError) as exc:
+        print(f"perturb: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from esa.analysis.paired import delta_ppl, ppl
+    from esa.engine.corpus import load_split
+    from esa.engine.evaluate import evaluate_windows, prepare_windows
+    from esa.engine.models import load_model, quiet_hub_progress, resolve_device
+    from esa.engine.perturb import checksum, params_from_spec, perturbed
+
+    quiet_hub_progress()
+    torch.manual_seed(args.seed)
+    device = resolve_device(params.get("device", "cpu"))
+    try:
+        model, tokenizer = load_model(str(params["model"]), dtype=params.get("dtype", "float32"), device=str(device))
+        docs = load_split(Path(params["data"]), "evaluation")
+    except (ValueError, OSError) as exc:
+        print(f"perturb: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+
+    baseline = pd.read_parquet(args.baseline / "sequences.parquet")
+    with Manifest(args.out, params=params, spec=args.spec, stage="perturb") as manifest:
+        prepared = prepare_windows(tokenizer, docs, context=int(params["context"]), stride=int(params["stride"]),
+                                   max_windows=int(params["max_windows"]), seed=int(params["eval_seed"]))
+        chosen = selections(params, args.scores, model, args.seed)
+        grad = None
+        if params["perturbation"] == "grad_step":
+            grad = calibration_gradient(model, tokenizer, Path(params["data"]), int(params["context"]), args.seed)
+        reference = checksum(model)  # once per run; each condition proves its restore against it
+        frames, summary, timings = [], [], {"apply_restore": 0.0, "evaluate": 0.0}
+        for li, level in enumerate(params["levels"]):
+            settings = params_from_spec(params["perturbation"], params, level=float(level))
+            for ti, (target, selection) in enumerate(chosen.items()):
+                start = time.perf_counter()
+                with perturbed(model, selection, params["perturbation"], settings,
+                               seed=args.seed * 1000 + li * 10 + ti, grad=grad, reference=reference) as applied:
+                    applied_at = time.perf_counter()
+                    _, frame = evaluate_windows(model, prepared, batch_size=int(params["batch_size"]),
+                                                device=device, progress=False)
+                    evaluated_at = time.perf_counter()
+                timings["evaluate"] += evaluated_at - applied_at
+                timings["apply_restore"] += (applied_at - start) + (time.perf_counter() - evaluated_at)
+                if frame["window_id"].tolist() != baseline["window_id"].tolist():
+                    raise RuntimeError("perturbed evaluation windows differ from the baseline's")
+                diverged = applied.diverged or not np.isfinite(frame["nll_sum"].to_numpy()).all()
+                frame = frame.assign(target=target, level=float(level), n_touched=applied.n_touched,
+                                     n_nonfinite_weights=applied.n_nonfinite, diverged=diverged)
+                frames.append(frame)
+                summary.append({"level": float(level), "target": target, "n_touched": applied.n_touched,
+                                "n_nonfinite_weights": applied.n_nonfinite,
+                                "status": "diverged" if diverged else "ok",
+                                "ppl": None if diverged else ppl(frame),
+                                "delta_ppl": None if diverged else delta_ppl(baseline, frame)})
+                print(f"perturb {params['perturbation']} level {level} {target}: "
+                      + ("diverged" if diverged else f"ΔPPL {summary[-1]['delta_ppl']:+.4f}")
+                      + f" ({applied.n_touched} weights)")
+        args.out.mkdir(parents=True, exist_ok=True)
+        pd.concat(frames, ignore_index=True).to_parquet(args.out / "conditions.parquet", index=False)
+        write_json(args.out / "summary.json", {"seed": args.seed, "baseline_ppl": ppl(baseline),
+                                               "conditions": summary})
+        for name, seconds in timings.items():
+            manifest.time(name, seconds)
+        manifest.set(seed=args.seed, device=str(device), n_conditions=len(summary),
+                     selection_sizes={t: len(s) for t, s in chosen.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
