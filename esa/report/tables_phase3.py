@@ -1,0 +1,423 @@
+"""Phase-3 tables and plain-language findings, built from the spec's perturb runs and the grade stage's analysis."""
+
+from __future__ import annotations
+
+import html
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from esa.report.charts_phase3 import TARGETS
+from esa.report.phase2_results import Phase2Results
+from esa.report.tables import DASH, TABLE_CLASS, as_number, fmt
+
+# Perturbations whose level (the run's scale or levels) sets their strength; the others ignore it.
+LEVELLED = ("scale", "gauss_noise", "grad_step", "correlated", "adaptive")
+# A weight below 2 in magnitude has its top exponent bit clear; setting it adds 2^(e − 1) to the exponent
+# (e exponent bits), i.e. multiplies the weight by 2^(2^(e − 1)).
+EXPONENT_MSB_FACTOR = {"float32": "2^128", "bfloat16": "2^128", "float16": "2^16", "float64": "2^1024"}
+STATUS_RANK = {"diverged": 0, "undefined": 1, "unstable": 2, "inconclusive": 3, "ok": 4}
+
+
+def perturb_runs(spec: Any) -> list[Any]:
+    return [run for run in getattr(spec, "runs", []) if getattr(run, "kind", None) == "perturb"]
+
+
+def _finite(values: Iterable[Any]) -> list[float]:
+    xs = (as_number(v) for v in values)
+    return [float(x) for x in xs if x is not None and math.isfinite(x)]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.3g}%"
+
+
+def _span(values: Iterable[Any]) -> str:
+    xs = [int(x) for x in _finite(values)]
+    if not xs:
+        return DASH
+    return fmt(xs[0]) if min(xs) == max(xs) else f"{fmt(min(xs))}–{fmt(max(xs))}"
+
+
+# --- What was perturbed ----------------------------------------------------------------------------------
+
+
+def levels_of(run: Any) -> list[float]:
+    return list(run.levels or [run.scale])
+
+
+def describe(run: Any, level: float | None = None) -> str:
+    """The perturbation in words; ``level`` fills in its strength (default: the run's only level, else "level")."""
+    p = run.perturbation
+    several = len(levels_of(run)) > 1
+    lv = fmt(level) if level is not None else "level" if several else fmt(levels_of(run)[0])
+    sigma = f"{lv}·|w|" if getattr(run, "sigma_mode", "abs") == "abs" else f"{lv}·std(matrix)"
+    if p == "zero":
+        return "zeroing"
+    if p == "sign_flip":
+        return "sign flip"
+    if p == "bit_flip":
+        bit = {"exponent_msb": "exponent MSB", "random": "a random bit"}.get(str(run.bit), f"bit {run.bit}")
+        return f"bit flip: {bit} in {_pct(run.prob)} of the set"
+    if p == "gauss_noise":
+        return f"Gaussian noise σ = {sigma}"
+    if p == "scale":
+        return f"scaling w ← {lv}·w"
+    if p == "grad_step":
+        return f"gradient step ({run.direction}) ε = {lv}·|w|"
+    if p == "correlated":
+        inner = f"Gaussian noise σ = {sigma}" if run.inner == "gauss_noise" else run.inner.replace("_", " ")
+        return f"correlated: whole {run.unit} of each weight, {inner}"
+    if p == "adaptive":
+        return f"score-adaptive noise σ = {lv}·|w|·|score| / max |score|"
+    return str(p)
+
+
+def superset_sentence(runs: Sequence[Any]) -> str:
+    """Where the super set comes from, once when every run shares it, else per run."""
+    def ref_text(ref: Any) -> str:
+        where = "per matrix" if ref.mode == "per_layer" else "over all scored matrices"
+        seed = f"scoring seed {ref.seed}" if ref.seed is not None else "the score run's first seed"
+        return (f"the top-{fmt(ref.k)} weights {where} by `{ref.metric}` ({ref.mode}) from score run `{ref.run}` "
+                f"of `{ref.spec}`, {seed}")
+
+    refs = {run.id: ref_text(run.scores) for run in runs}
+    if len(set(refs.values())) == 1:
+        return (f"**The super set** is {next(iter(refs.values()))}. It is read from that run's `topk.parquet`, "
+                "never rescored.")
+    return "**The super set** differs between runs: " + "; ".join(f"`{r}`: {t}" for r, t in refs.items()) + "."
+
+
+def controls_sentence(runs: Sequence[Any]) -> str:
+    used = list(dict.fromkeys(c for run in runs for c in run.controls))
+    parts = {
+        "random_k": "`random_k` draws uniformly without repeats from each matrix with the super set excluded, a "
+                    "fresh draw per seed",
+        "bottom_k": "`bottom_k` takes each matrix's lowest non-zero scores of the same metric (Phase 2's per-matrix "
+                    "bottom-k candidates), any super weight removed first",
+    }
+    if not used:
+        return "No run has a control set."
+    return ("**Controls** have the super set's number of weights in every matrix (the same per-matrix counts), so "
+            "a difference in damage comes from which weights are hit, not from where they sit: "
+            + "; ".join(parts[c] for c in used) + ".")
+
+
+def perturbed_frame(runs: Sequence[Any], results: Phase2Results) -> pd.DataFrame:
+    """One row per perturb run: the perturbation, its levels, targets, seeds found and weights touched."""
+    rows = []
+    for run in runs:
+        summaries = list(results.per_seed(run, "summary.json").values())
+        conditions = [c for s in summaries for c in s.get("conditions") or []]
+        touched = {t: _span(c.get("n_touched") for c in conditions if c.get("target") == t) for t in TARGETS}
+        targets = ["super", *run.controls]
+        rows.append({
+            "run": run.id,
+            "perturbation": describe(run),
+            "levels": ", ".join(fmt(x) for x in levels_of(run)) if run.perturbation in LEVELLED else DASH,
+            "targets": ", ".join(targets),
+            "seeds": f"{len(summaries)}/{len(run.seeds)}",
+            "weights touched per set": " / ".join(touched[t] for t in targets) if summaries else DASH,
+        })
+    return pd.DataFrame(rows)
+
+
+# --- ΔPPL by condition -----------------------------------------------------------------------------------
+
+
+def _mean_sd(mean: Any, sd: Any) -> str:
+    m, s = as_number(mean), as_number(sd)
+    if m is None or math.isnan(m):
+        return DASH
+    text = fmt(m) if s is None or math.isnan(s) else f"{fmt(m)} ± {fmt(s)}"
+    return text.replace("-", "−")  # a true minus: a hyphen lets the browser break the number
+
+
+def conditions_frame(summary: pd.DataFrame, runs: Sequence[Any]) -> pd.DataFrame:
+    """One row per run, level and target of ``charts_phase3.condition_summary``, as display strings."""
+    by_id = {run.id: run for run in runs}
+    rows = []
+    for r in summary.itertuples(index=False):
+        run = by_id.get(r.run)
+        levelled = run is not None and run.perturbation in LEVELLED
+        rows.append({
+            "run": r.run,
+            "perturbation": describe(run, r.level) if run is not None else DASH,
+            "level": fmt(r.level) if levelled else DASH,
+            "target": r.target,
+            "weights touched": fmt(r.n_touched) if r.n_touched is not None and r.n_touched == r.n_touched else DASH,
+            "ΔPPL (mean ± sd)": "diverged" if r.status == "diverged" else _mean_sd(r.mean, r.sd),
+            "diverged": f"{r.n_diverged}/{r.n_seeds}",
+        })
+    return pd.DataFrame(rows)
+
+
+def _order_text(means: Mapping[str, float]) -> str:
+    ranked = sorted(means, key=lambda t: -means[t])
+    return " > ".join(f"{t} {fmt(means[t])}" for t in ranked)
+
+
+def hierarchy_sentences(summary: pd.DataFrame, runs: Sequence[Any], levels: Mapping[str, float]) -> list[str]:
+    """Whether mean ΔPPL orders super > random_k > bottom_k, per run at ``levels[run]`` (e.g. its first)."""
+    by_id = {run.id: run for run in runs}
+    holds, fails, unknown = [], [], []
+    for run_id, level in levels.items():
+        at = summary[(summary["run"] == run_id) & (summary["level"] == level)]
+        if at.empty:
+            continue
+        several = len(levels_of(by_id[run_id])) > 1 if run_id in by_id else False
+        name = f"`{run_id}`" + (f" (level {fmt(level)})" if several else "")
+        if (at["status"] != "ok").any():
+            unknown.append(f"{name} (diverged)")
+            continue
+        means = {t: float(m) for t, m in zip(at["target"], at["mean"])}
+        order = [t for t in TARGETS if t in means]
+        if len(order) < 2:
+            unknown.append(f"{name} (no control)")
+        elif all(means[a] > means[b] for a, b in zip(order, order[1:])):
+            holds.append(name)
+        else:
+            fails.append(f"{name}: {_order_text(means)}")
+    out = []
+    if holds:
+        out.append(f"**The hierarchy super > random_k > bottom_k holds** (mean ΔPPL over seeds) for "
+                   f"{_join(holds)}.")
+    if fails:
+        out.append("**It does not hold** for " + "; ".join(fails) + ".")
+    if unknown:
+        out.append("It cannot be judged for " + _join(unknown) + ".")
+    return out
+
+
+def _join(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# --- Statistics ------------------------------------------------------------------------------------------
+
+STATS_COLUMNS = ["run", "level", "seed", "pair", "ratio", "ratio_low", "ratio_high", "ratio_status", "diff",
+                 "diff_low", "diff_high", "d_z", "wilcoxon_p", "holm_p", "t_p", "power", "n_80", "ratio_note",
+                 "test_note"]
+
+
+def _agg(values: Iterable[Any], how: str) -> float:
+    xs = _finite(values)
+    if not xs:
+        return math.nan
+    return {"median": statistics.median, "max": max, "min": min}[how](xs)
+
+
+def _count(statuses: Sequence[str], status: str) -> str:
+    n = sum(1 for s in statuses if s == status)
+    return status if len(statuses) == 1 else f"{status} in {n}/{len(statuses)} seeds"
+
+
+def _stats_row(run_id: str, level: float, tests: list[dict], per_seed: bool) -> dict[str, Any]:
+    ratio, test, power = [t["ratio"] for t in tests], [t["test"] for t in tests], [t["power"] for t in tests]
+    ratio_statuses = [r.get("status", "ok") for r in ratio]
+    worst = min(ratio_statuses, key=lambda s: STATUS_RANK.get(s, 0))
+    # A diverged or undefined ratio has no value worth a median; unstable ones keep theirs, flagged in the note.
+    usable = worst not in ("diverged", "undefined")
+    test_statuses = [t.get("status", "ok") for t in test]
+    bad = min(test_statuses, key=lambda s: STATUS_RANK.get(s, 0))
+    return {
+        "run": run_id, "level": level, "seed": tests[0]["seed"] if per_seed else None,
+        "pair": f"{tests[0]['a']} vs {tests[0]['b']}",
+        "ratio": _agg((x.get("ratio") for x in ratio), "median") if usable else math.nan,
+        "ratio_low": _agg((x.get("ci_low") for x in ratio), "min") if usable else math.nan,
+        "ratio_high": _agg((x.get("ci_high") for x in ratio), "max") if usable else math.nan,
+        "ratio_status": worst if usable or len(ratio) == 1 else _count(ratio_statuses, worst),
+        "diff": _agg((x.get("mean_diff") for x in test), "median"),
+        "diff_low": _agg((x.get("ci_low") for x in test), "min"),
+        "diff_high": _agg((x.get("ci_high") for x in test), "max"),
+        "d_z": _agg((x.get("cohen_dz") for x in test), "median"),
+        "wilcoxon_p": _agg((x.get("wilcoxon_p") for x in test), "max"),
+        "holm_p": _agg((t.get("wilcoxon_p_holm") for t in tests), "max"),
+        "t_p": _agg((x.get("t_p") for x in test), "max"),
+        "power": _agg((x.get("power") for x in power), "min"),
+        "n_80": _agg((x.get("n_for_target") for x in power), "max"),
+        "ratio_note": _count(ratio_statuses, "unstable") if worst == "unstable" else "",
+        "test_note": _count(test_statuses, bad) if bad != "ok" else "",
+    }
+
+
+def stats_frame(analysis: Mapping[str, Any] | None, runs: Sequence[Any], per_seed: bool = False) -> pd.DataFrame:
+    """Paired comparisons per run, level and pair of targets; over seeds unless ``per_seed``.
+
+    Over seeds: ratio and ΔNLL difference are medians with the union of the per-seed CIs; d_z the median; p-values
+    the largest; power the smallest; windows needed the largest (the conservative seed, as the criteria read it).
+    """
+    rows = []
+    for run in runs:
+        result = ((analysis or {}).get("runs") or {}).get(run.id) or {}
+        groups: dict[tuple, list[dict]] = {}
+        for t in result.get("tests") or []:
+            key = (as_number(t["level"]), t["a"], t["b"]) + ((t["seed"],) if per_seed else ())
+            groups.setdefault(key, []).append(t)
+        for key in sorted(groups, key=lambda k: (k[0], _pair_rank(k[1], k[2]), *k[3:])):
+            rows.append(_stats_row(run.id, key[0], groups[key], per_seed))
+    return pd.DataFrame(rows, columns=STATS_COLUMNS)
+
+
+def _pair_rank(a: str, b: str) -> tuple[int, int]:
+    rank = {t: i for i, t in enumerate(TARGETS)}
+    return rank.get(a, 9), rank.get(b, 9)
+
+
+def _num(value: Any) -> str:
+    # A true minus sign: the hyphen in "5.4e-11" lets a browser break the number across lines.
+    return html.escape(fmt(value).replace("-", "−"))
+
+
+def _with_ci(value: Any, low: Any, high: Any, note: str = "") -> str:
+    text = _num(value)
+    lo, hi = as_number(low), as_number(high)
+    if text != DASH and lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi)):
+        text += f"<br><small>[{_num(lo)}, {_num(hi)}]</small>"
+    return text + (f"<br><small><em>{html.escape(note)}</em></small>" if note else "")
+
+
+def stats_table(frame: pd.DataFrame, runs: Sequence[Any]) -> str:
+    """``stats_frame`` as HTML: CIs under their values, a level column only where a run has a strength."""
+    levelled = {run.id for run in runs if run.perturbation in LEVELLED}
+    per_seed = frame["seed"].notna().any()
+    show_level = bool(levelled & set(frame["run"]))
+    headers = (["run"] + (["level"] if show_level else []) + (["seed"] if per_seed else [])
+               + ["pair", "ratio<br><small>[95% CI]</small>", "ΔNLL diff<br><small>[95% CI]</small>", "d_z",
+                  "Wilcoxon p", "Holm p", "t-test p", "power", "n for 80%"])
+    body = []
+    for r in frame.itertuples(index=False):
+        ratio = (_with_ci(r.ratio, r.ratio_low, r.ratio_high, r.ratio_note) if r.ratio == r.ratio
+                 else html.escape(r.ratio_status if r.ratio_status != "ok" else DASH))
+        # A diverged test has no numbers: its status stands in the ΔNLL cell.
+        diff = _with_ci(r.diff, r.diff_low, r.diff_high, "" if r.ratio_status == r.test_note else r.test_note)
+        cells = ([html.escape(r.run)] + ([_num(r.level) if r.run in levelled else DASH] if show_level else [])
+                 + ([html.escape(str(r.seed))] if per_seed else [])
+                 + [html.escape(r.pair), ratio, diff, _num(r.d_z), _num(r.wilcoxon_p), _num(r.holm_p),
+                    _num(r.t_p), _num(r.power), _num(r.n_80)])
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    return (f'<table class="{TABLE_CLASS}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(body)
+            + "\n</tbody>\n</table>")
+
+
+def holm_sentence(analysis: Mapping[str, Any] | None) -> str | None:
+    holm = (analysis or {}).get("holm") or {}
+    if not holm:
+        return None
+    n, left = int(holm.get("n_tests") or 0), len(holm.get("excluded") or [])
+    text = (f"Holm–Bonferroni runs over all {n} comparisons of the phase that have a Wilcoxon p (every run, seed, "
+            f"level and pair of targets; α = {fmt(holm.get('alpha'))}).")
+    if left:
+        text += f" {left} comparison(s) without a p (a diverged or constant condition) are left out of the family."
+    return text
+
+
+# --- Divergence ----------------------------------------------------------------------------------------------
+
+
+def divergence_notes(rows: pd.DataFrame, runs: Sequence[Any]) -> list[str]:
+    """Plain sentences on diverged conditions: every set of a run at a level, or some seeds of one target."""
+    notes = []
+    for run in runs:
+        mine = rows[rows["run"] == run.id]
+        for level, at in mine.groupby("level", sort=True):
+            bad = at[at["status"] != "ok"]
+            if bad.empty:
+                continue
+            what = describe(run, level)
+            if len(bad) == len(at):
+                windows = f"{_span(at['n_nonfinite_windows'])} of {_span(at['n_windows'])} windows" \
+                    if "n_nonfinite_windows" in at else "some windows"
+                if run.perturbation == "bit_flip" and str(run.bit) == "exponent_msb":
+                    factor = EXPONENT_MSB_FACTOR.get(str(run.dtype), "a huge power of two")
+                    notes.append(f"Every set diverged under the exponent-MSB flip: the flip multiplies a weight "
+                                 f"below 2 in magnitude by {factor} (run `{run.id}`, {run.dtype}; non-finite NLL "
+                                 f"on {windows} per condition).")
+                else:
+                    notes.append(f"Every set diverged under {what} (run `{run.id}`; non-finite NLL on {windows} "
+                                 "per condition).")
+                continue
+            for target, part in bad.groupby("target", sort=False):
+                n = int((at["target"] == target).sum())
+                notes.append(f"`{run.id}` ({what}): {target} diverged in "
+                             + (f"every seed ({n})." if len(part) == n else
+                                f"{len(part)} of {n} seeds; its mean ΔPPL uses the others."))
+    return notes
+
+
+# --- Dose-response -------------------------------------------------------------------------------------------
+
+
+def dose_table(analysis: Mapping[str, Any] | None, runs: Sequence[Any]) -> pd.DataFrame:
+    """Spearman ρ of mean ΔPPL against level per dose run and target, from the grade stage's analysis."""
+    rows = []
+    for run in runs:
+        dose = (((analysis or {}).get("runs") or {}).get(run.id) or {}).get("dose") or {}
+        for target in [t for t in TARGETS if t in dose]:
+            d = dose[target]
+            drops = ", ".join(f"{fmt(a)} → {fmt(b)}" for a, b in d.get("violations") or [])
+            rows.append({
+                "run": run.id, "target": target, "levels": len(d.get("levels") or []),
+                "ρ (level means)": as_number(d.get("rho")), "p": as_number(d.get("p")),
+                "monotonic": "yes" if d.get("monotonic") else "no",
+                "drops": drops or DASH,
+                "ρ (every seed)": as_number(d.get("rho_points")),
+                "status": d.get("status", DASH) + (f": {d['reason']}" if d.get("reason") else ""),
+            })
+    return pd.DataFrame(rows)
+
+
+# --- Repeatability -------------------------------------------------------------------------------------------
+
+
+def repeat_pairs(spec: Any) -> list[tuple[str, str]]:
+    return [(c.run, c.repeat) for c in getattr(spec, "criteria", []) if getattr(c, "kind", None) == "repeatability"]
+
+
+def repeat_frame(rows: pd.DataFrame, run: str, repeat: str) -> pd.DataFrame:
+    """ΔPPL of each condition (seed, level, target) in both runs; diverged in both counts as equal."""
+    keys = ["seed", "level", "target"]
+    a = rows[rows["run"] == run][keys + ["delta_ppl"]]
+    b = rows[rows["run"] == repeat][keys + ["delta_ppl"]]
+    both = a.merge(b, on=keys, suffixes=(" " + run, " " + repeat))
+    x, y = both[f"delta_ppl {run}"], both[f"delta_ppl {repeat}"]
+    both["|difference|"] = (x - y).abs().where(~((x == y) & ~x.apply(math.isfinite)), 0.0)
+    if both["level"].nunique() <= 1:  # a single level says nothing here
+        both = both.drop(columns="level")
+    return both.rename(columns={f"delta_ppl {run}": f"ΔPPL {run}", f"delta_ppl {repeat}": f"ΔPPL {repeat}"})
+
+
+def repeat_sentence(frame: pd.DataFrame, run: str, repeat: str) -> str:
+    if frame.empty:
+        return f"`{run}` and `{repeat}` share no condition yet."
+    diff = frame["|difference|"]
+    if (diff == 0).all():
+        return (f"`{run}` and `{repeat}` gave identical ΔPPL in all {len(frame)} shared conditions "
+                "(seed × level × target).")
+    supers = _finite(frame.loc[frame["target"] == "super", f"ΔPPL {run}"])
+    sd = statistics.stdev(supers) if len(supers) > 1 else math.nan
+    return (f"`{run}` and `{repeat}`: largest |ΔPPL difference| {fmt(diff.max())} over {len(frame)} shared "
+            f"conditions, against a seed-to-seed sd of ΔPPL(super) of {fmt(sd)}.")
+
+
+# --- How this was measured -----------------------------------------------------------------------------------
+
+
+def baseline_sentences(runs: Sequence[Any], analysis: Mapping[str, Any] | None, rows: pd.DataFrame) -> list[str]:
+    """One line per shared baseline: its file, PPL, windows and the runs that read it."""
+    found: dict[str, list[str]] = {}
+    for run in runs:
+        found.setdefault(run.baseline_dir(), []).append(run.id)
+    out = []
+    for where, ids in found.items():
+        result = next((((analysis or {}).get("runs") or {}).get(r) for r in ids
+                       if "baseline_ppl" in (((analysis or {}).get("runs") or {}).get(r) or {})), None)
+        windows = rows.loc[rows["run"].isin(ids), "n_windows"] if "n_windows" in rows else pd.Series(dtype=float)
+        ppl = f"PPL {fmt(result['baseline_ppl'], 4)}" if result else "not evaluated yet"
+        n = f" on {_span(windows)} windows" if len(windows) else ""
+        out.append(f"`{where}/sequences.parquet`: {ppl}{n}; read by {_join([f'`{r}`' for r in ids])}.")
+    return out
