@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         grad = None
         if params["perturbation"] == "grad_step":
             grad = calibration_gradient(model, tokenizer, Path(params["data"]), int(params["context"]), args.seed)
-        reference = checksum(model)  # once per run; each condition proves its restore against it
+        reference = checksum(model, method="auto")  # once per run; each condition proves its restore against it
         frames, summary, timings = [], [], {"apply_restore": 0.0, "evaluate": 0.0}
         for li, level in enumerate(params["levels"]):
             settings = params_from_spec(params["perturbation"], params, level=float(level))

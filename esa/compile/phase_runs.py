@@ -106,6 +106,7 @@ def build_ablation(plan: Plan, spec: Spec, run: AblationRun, specs: dict[str, Sp
 
 
 PERTURB_CODE = ("stages/perturb.py", "esa/engine/perturb.py", "esa/engine/bitflip.py", "esa/engine/controls.py",
+                "esa/engine/checksum.py",
                 "esa/engine/evaluate.py", "esa/engine/windows.py", "esa/engine/models.py")
 
 
