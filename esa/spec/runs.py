@@ -24,6 +24,12 @@ def check_model_name(value: str) -> str:
                      f"'EleutherAI/pythia-1.4b', or a path starting with ./ or /")
 
 
+def check_protocol(value: str) -> str:
+    if value not in PROTOCOLS:
+        raise ValueError(f"unknown protocol '{value}' (known: {', '.join(PROTOCOLS)})")
+    return value
+
+
 class _RunBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -69,12 +75,7 @@ class EvalRun(_RunBase):
     max_windows: int | None = Field(None, gt=0)
     batch_size: int | None = Field(None, gt=0)
 
-    @field_validator("protocol")
-    @classmethod
-    def _protocol(cls, value: str) -> str:
-        if value not in PROTOCOLS:
-            raise ValueError(f"unknown protocol '{value}' (known: {', '.join(PROTOCOLS)})")
-        return value
+    _protocol = field_validator("protocol")(classmethod(lambda cls, value: check_protocol(value)))
 
     def resolved(self) -> dict[str, Any]:
         """The values a stage needs, with the protocol's defaults filled in."""
@@ -203,12 +204,7 @@ class PerturbRun(_RunBase):
     protocol: str = "standard"
     eval_seed: int = Field(1337, description="seed of the evaluation windows shared with the baseline")
 
-    @field_validator("protocol")
-    @classmethod
-    def _protocol(cls, value: str) -> str:
-        if value not in PROTOCOLS:
-            raise ValueError(f"unknown protocol '{value}' (known: {', '.join(PROTOCOLS)})")
-        return value
+    _protocol = field_validator("protocol")(classmethod(lambda cls, value: check_protocol(value)))
 
     def baseline_dir(self) -> str:
         """Where the shared unperturbed evaluation of this run's model, data and windows lives."""
