@@ -105,7 +105,7 @@ def build_ablation(plan: Plan, spec: Spec, run: AblationRun, specs: dict[str, Sp
     return evidence
 
 
-PERTURB_CODE = ("stages/perturb.py", "esa/engine/perturb.py", "esa/engine/bitflip.py", "esa/engine/controls.py",
+PERTURB_CODE = ("stages/perturb.py", "esa/engine/perturb.py", "esa/engine/perturbations.py", "esa/engine/bitflip.py", "esa/engine/controls.py",
                 "esa/engine/checksum.py",
                 "esa/engine/evaluate.py", "esa/engine/windows.py", "esa/engine/models.py")
 
