@@ -24,13 +24,14 @@ def one_line_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from esa.compile import PlanError
+        from esa.notebook.lock import LockError
 
         try:
             return func(*args, **kwargs)
         except SpecErrors as exc:
             for error in exc.errors:
                 click.echo(f"error: {error}", err=True)
-        except (PlanError, EsaUsageError) as exc:
+        except (PlanError, EsaUsageError, LockError) as exc:
             click.echo(f"error: {exc}", err=True)
         sys.exit(USAGE_ERROR)
 
@@ -98,28 +99,110 @@ def grade_command(spec: str, quiet: bool) -> None:
     click.echo(f"wrote {path}")
 
 
+@main.command("lock")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--amend", "reason", metavar="REASON",
+              help="Register changed hypotheses/criteria again; REASON is kept with the superseded lock.")
+@one_line_errors
+def lock_command(spec: str, reason: str | None) -> None:
+    """Pre-register SPEC: store the sha256 of its hypotheses and criteria in <spec>.lock (commit it)."""
+    from esa.notebook.lock import write_lock
+
+    if not Path(spec).exists():
+        raise EsaUsageError(f"{spec}: no such spec file")
+    name = f"phase{load_phase(spec)}"
+    path, message = write_lock(spec, results_dir=Path("results") / name, amend_reason=reason)
+    click.echo(message)
+    if Path("dvc.yaml").exists():
+        # The grade stage depends on the lock once it exists: recompile so `dvc repro` regrades.
+        from esa.compile import compile_specs, read_sources
+
+        sources = read_sources(Path("dvc.yaml"))
+        if Path(spec).as_posix() in sources or _relative(spec) in sources:
+            compile_specs(sources, Path.cwd()).write(Path.cwd())
+            click.echo(f"recompiled dvc.yaml: grade.{name} now depends on {path.as_posix()}")
+
+
+def load_phase(spec: str) -> int:
+    from esa.spec import load_spec
+
+    return load_spec(spec).phase
+
+
+def _relative(path: str) -> str:
+    try:
+        return Path(path).resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+@main.command("log")
+@click.option("--phase", help="Only this phase's runs, e.g. phase3.")
+@click.option("-n", "--commits", default=10, show_default=True, help="How many recent commits (with their experiments).")
+@one_line_errors
+def log_command(phase: str | None, commits: int) -> None:
+    """Print the research log: one entry per graded run (workspace, commits, `dvc exp run` experiments)."""
+    from esa.notebook.history import read_history
+    from esa.notebook.log import build_log, entry_markdown
+
+    if phase and not phase.startswith("phase"):
+        phase = f"phase{phase}"
+    records, note = read_history(Path.cwd(), commits=commits)
+    entries = build_log(records, phase)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    if not entries:
+        raise EsaUsageError("no graded runs yet: run `dvc repro` (it ends with `esa grade`), then `esa log` again")
+    click.echo(f"# Research log ({len(entries)} runs, newest first)\n")
+    click.echo("\n\n".join(entry_markdown(entry) for entry in entries))
+
+
 @main.command("report")
-@click.argument("phase")
-@click.option("--out", type=click.Path(dir_okay=False), help="HTML file to write (default reports/_site/<phase>.html).")
+@click.argument("page", required=False)
+@click.option("--out", type=click.Path(dir_okay=False), help="HTML file for a single PAGE (default reports/_site/<page>.html).")
 @click.option("--no-quarto", is_flag=True, help="Use the offline renderer even when quarto is on PATH.")
 @one_line_errors
-def report_command(phase: str, out: str | None, no_quarto: bool) -> None:
-    """Render reports/<PHASE>.qmd (e.g. phase1) to one self-contained HTML file."""
-    from esa.report.render import render_qmd
+def report_command(page: str | None, out: str | None, no_quarto: bool) -> None:
+    """Render the lab notebook (reports/) to reports/_site/, or only PAGE (e.g. phase1, index)."""
+    from esa.report.render import ReportError
+    from esa.report.site import html_name, nav_bar, read_config, render_site
 
-    name = phase if phase.startswith("phase") else f"phase{phase}"
-    qmd = Path("reports") / f"{name}.qmd"
-    if not qmd.exists():
-        raise EsaUsageError(f"{qmd}: no such report page")
-    target = Path(out) if out else Path("reports/_site") / f"{name}.html"
-    html = render_qmd(qmd, target, project_root=Path.cwd(), use_quarto=not no_quarto)
-    grades = Path("results") / name / "grades.json"
-    if grades.exists():
-        from esa.report.grade import print_grades
+    reports = Path("reports")
+    try:
+        config = read_config(reports)
+        if page is None:
+            if out:
+                raise EsaUsageError("--out needs a PAGE (the whole site goes to reports/_site/)")
+            paths = render_site(reports, Path.cwd(), use_quarto=not no_quarto)
+        else:
+            name = page if page.startswith(("phase", "index")) else f"phase{page}"
+            qmd = reports / f"{name}.qmd"
+            if not qmd.exists():
+                raise EsaUsageError(f"{qmd}: no such report page")
+            from esa.report.render import render_qmd
 
-        print_grades(json.loads(grades.read_text()))
-    click.echo(f"report: {Path(html).resolve()}")
+            target = Path(out) if out else reports / config.output_dir / html_name(qmd.name)
+            paths = [render_qmd(qmd, target, project_root=Path.cwd(), use_quarto=not no_quarto,
+                                before_body=nav_bar(config, qmd.name))]
+    except ReportError as exc:
+        raise EsaUsageError(str(exc).splitlines()[0]) from None
+    for name in sorted({p.stem for p in paths if p.stem.startswith("phase")}):
+        grades = Path("results") / name / "grades.json"
+        if grades.exists():
+            from esa.report.grade import print_grades
 
+            print_grades(json.loads(grades.read_text()))
+    for path in paths:
+        click.echo(f"report: {Path(path).resolve()}")
+
+
+def _register_commands() -> None:
+    from esa.report.browser_cli import check_site_command
+
+    main.add_command(check_site_command)
+
+
+_register_commands()
 
 if __name__ == "__main__":
     main()

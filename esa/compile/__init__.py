@@ -7,6 +7,7 @@ from pathlib import Path
 
 from esa.compile.emit import dvc_yaml_text, params_yaml_text, read_sources
 from esa.compile.phase_runs import add_spec
+from esa.notebook.lock import lock_path
 from esa.compile.plan import Plan, PlanError
 from esa.compile.references import check_references, referenced_specs
 from esa.spec import Spec, SpecError, SpecErrors, load_spec
@@ -86,7 +87,7 @@ def compile_specs(sources: list[str], root: Path) -> CompileResult:
     if cross:
         raise SpecErrors(cross)
     for spec in sorted(specs.values(), key=lambda s: s.phase):
-        add_spec(plan, spec, specs)
+        add_spec(plan, spec, specs, locked=(root / lock_path(spec.source)).exists())
     digests = {source: spec.sha256 for source, spec in specs.items()}
     nodes = plan.ordered(root)
     return CompileResult(

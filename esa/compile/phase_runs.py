@@ -6,6 +6,7 @@ from typing import Callable
 
 from esa.compile.plan import Plan, StageNode
 from esa.compile.shared import add_corpus, add_model
+from esa.notebook.lock import lock_path
 from esa.spec import Spec
 from esa.spec.runs import AblationRun, EvalRun, PerturbRun, ScoreRun
 from esa.spec.sweeps import slug
@@ -14,7 +15,8 @@ EVAL_CODE = ("stages/evaluate.py", "esa/engine/evaluate.py", "esa/engine/windows
 SCORE_CODE = ("stages/score.py", "esa/engine/scoring.py", "esa/engine/metrics.py", "esa/engine/hutchinson.py",
               "esa/engine/superweight.py", "esa/engine/targets.py", "esa/engine/select.py",
               "esa/engine/score_stats.py", "esa/engine/windows.py", "esa/engine/models.py")
-GRADE_CODE = ("esa/report/grade.py", "esa/report/evidence.py", "esa/spec/criteria.py")
+GRADE_CODE = ("esa/report/grade.py", "esa/report/evidence.py", "esa/spec/criteria.py", "esa/notebook/lock.py",
+              "esa/notebook/manifests.py")
 # What each phase's grade stage writes besides grades.json (its analyses, read by the report).
 PHASE_OUTPUTS = {1: ("summary.json",), 2: ("analysis.json", "stability_vs_k.parquet"),
                  3: ("analysis.json", "conditions.parquet")}
@@ -170,11 +172,20 @@ RUN_BUILDERS: dict[str, Callable[[Plan, Spec, object, dict], list[str]]] = {
     "eval": build_eval, "score": build_score, "ablation_check": build_ablation, "perturb": build_perturb}
 
 
-def add_spec(plan: Plan, spec: Spec, specs: dict[str, Spec]) -> None:
-    """All stages of one spec: its runs, then the grade stage reading their results."""
+def add_spec(plan: Plan, spec: Spec, specs: dict[str, Spec], locked: bool = False) -> None:
+    """All stages of one spec: its runs, then the grade stage reading their results.
+
+    The grade stage also reads the phase's run manifests (for the research log) and, once the spec is
+    locked, its pre-registration lock file.
+    """
     evidence: list[str] = []
     for run in spec.runs:
         evidence.extend(RUN_BUILDERS[run.kind](plan, spec, run, specs))
+    own = f"results/{spec.name}/"
+    manifests = sorted({f"{path.rsplit('/', 1)[0]}/manifest.json" for path in evidence if path.startswith(own)})
+    evidence.extend(manifests)
+    if locked:
+        evidence.append(lock_path(spec.source).as_posix())
     plan.add(
         StageNode(
             name=f"grade.{spec.name}",

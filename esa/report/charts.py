@@ -30,6 +30,7 @@ _STATUS_COLORS: dict[str, str] = {
     "inconclusive": "#999999",
 }
 THEME_NAME = "esa"
+CHART_META = "esa-charts"  # one <meta name="esa-charts" content="1"> per chart a page means to show
 _FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 
 
@@ -57,6 +58,25 @@ def setup() -> None:
         alt.theme.register(THEME_NAME, enable=False)(_theme)
     alt.theme.enable(THEME_NAME)
     alt.renderers.enable("svg")
+
+
+def chart_svg(chart: alt.TopLevelMixin) -> str:
+    """The chart as inline-ready SVG (themed as the report is), drawn by vl-convert without a browser."""
+    import vl_convert
+
+    from esa.report.render import clean_svg
+
+    return clean_svg(vl_convert.vegalite_to_svg(chart.to_dict()))
+
+
+def show(chart: alt.TopLevelMixin) -> None:
+    """Display a chart as inline SVG and declare it, so the site check can verify every chart was drawn.
+
+    Inline SVG (not an image output) keeps charts identical under Quarto and the offline renderer.
+    """
+    from IPython.display import HTML, display
+
+    display(HTML(f'<figure class="esa-chart"><meta name="{CHART_META}" content="1">{chart_svg(chart)}</figure>'))
 
 
 def seeds_frame(summary: Mapping[str, Any], metric: str = "ppl") -> pd.DataFrame:

@@ -6,6 +6,7 @@ Grades are computed here once (the `grade.<phase>` stage) and only displayed by 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from esa.report.analysis_phase2 import analyze_phase2
 from esa.report.analysis_phase3 import analyze_phase3
 from esa.report.evidence import RunEvidence, coefficient_of_variation, load_eval_evidence, summarize
 from esa.report.grading import EVALUATORS, Grade, GradeContext, compare, evaluator
+from esa.notebook.lock import lock_status
+from esa.notebook.manifests import ManifestRecord, find_manifests, run_summary
 from esa.spec import Spec
 from esa.spec.criteria import Finite, MetricBound, PplSanity, SeedCV
 from esa.stageio import write_json
@@ -96,6 +99,12 @@ def summarize_phase1(spec: Spec, root: Path) -> dict:
 PHASE_ANALYSES = {1: summarize_phase1, 2: analyze_phase2, 3: analyze_phase3}
 
 
+def phase_manifests(spec: Spec, root: Path) -> list[ManifestRecord]:
+    """Manifests of this spec's current runs (folders of runs since removed from the spec are left out)."""
+    run_ids = {run.id for run in spec.runs}
+    return [r for r in find_manifests(root, spec.name) if r.run.split("/")[1] in run_ids]
+
+
 def grade_spec(spec: Spec, root: Path) -> tuple[dict, Path]:
     """Grade every criterion of ``spec``; write results/<phase>/grades.json and summary.json."""
     out = root / "results" / spec.name
@@ -122,6 +131,9 @@ def grade_spec(spec: Spec, root: Path) -> tuple[dict, Path]:
         "hypotheses": {h.id: h.statement for h in spec.hypotheses},
         "criteria": criteria,
         "counts": counts,
+        "lock": lock_status(root / spec.source).to_dict(),
+        "run": run_summary(phase_manifests(spec, root)),
+        "graded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return grades, write_json(out / "grades.json", grades)
 
@@ -141,3 +153,26 @@ def print_grades(grades: dict) -> None:
     Console().print(table)
     counts = grades["counts"]
     Console().print(f"{counts['pass']} pass, {counts['fail']} fail, {counts['inconclusive']} inconclusive")
+    lock = grades.get("lock")
+    if lock:
+        Console().print(lock_line(lock), highlight=False)
+        if lock.get("diff"):
+            Console().print(lock["diff"].rstrip(), markup=False, highlight=False)
+
+
+def lock_line(lock: dict) -> str:
+    """One line on pre-registration, e.g. 'pre-registered (locked 2026-11-25T21:00:00Z, sha256 1a2b3c…)'."""
+    state = lock["state"]
+    if state == "not locked":
+        return "pre-registration: not locked (run `esa lock <spec>` before looking at results)"
+    when = f"locked {lock['locked_at']}, sha256 {(lock.get('locked_sha256') or '')[:12]}…"
+    notes = []
+    if lock.get("results_existed_at_lock"):
+        notes.append("locked after results existed")
+    if lock.get("amendments"):
+        notes.append(f"re-locked {len(lock['amendments'])}×: " + "; ".join(a.get("reason") or "?" for a in lock["amendments"]))
+    changed = [f"{section} {', '.join(f'{k} {v}' for k, v in items.items())}"
+               for section, items in (lock.get("changes") or {}).items()]
+    if changed:
+        notes.append("changed: " + "; ".join(changed))
+    return f"pre-registration: {state} ({when})" + (f" — {' — '.join(notes)}" if notes else "")

@@ -62,11 +62,13 @@ def render_qmd(
     project_root: Path,
     use_quarto: bool = True,
     timeout: int = 3600,
+    before_body: str = "",
 ) -> Path:
     """Render `qmd` (cells run with cwd = project_root) to one self-contained HTML file; return its path.
 
     use_quarto: use Quarto when it is on PATH; False forces the offline fallback.
     timeout: seconds allowed per cell in the fallback.
+    before_body: HTML put at the top of the page body by the fallback (the site's navigation bar).
     """
     qmd, project_root = Path(qmd).resolve(), Path(project_root).resolve()
     out_html = Path(out_html or default_output(qmd)).resolve()
@@ -80,7 +82,7 @@ def render_qmd(
     if quarto:
         html = _render_quarto(quarto, qmd, project_root, env)
     else:
-        html = _render_fallback(qmd, project_root, env, timeout)
+        html = _render_fallback(qmd, project_root, env, timeout, before_body)
     html = strip_namespaces(html)
     refs = external_refs(html)
     if refs and quarto:
@@ -126,7 +128,8 @@ def front_matter(text: str) -> dict[str, Any]:
     return (yaml.safe_load(match.group(1)) or {}) if match else {}
 
 
-def _render_fallback(qmd: Path, project_root: Path, env: Mapping[str, str], timeout: int) -> str:
+def _render_fallback(qmd: Path, project_root: Path, env: Mapping[str, str], timeout: int,
+                     before_body: str = "") -> str:
     text = qmd.read_text(encoding="utf-8")
     meta = front_matter(text)
     nb = jupytext.reads(text, fmt="Rmd")
@@ -148,7 +151,7 @@ def _render_fallback(qmd: Path, project_root: Path, env: Mapping[str, str], time
     _execute(nb, qmd, text, project_root, env, timeout, kernel)
 
     body = "\n\n".join(_cell_markdown(c, o) for c, o in zip(nb.cells, options))
-    return _pandoc(body, meta, qmd, project_root)
+    return _pandoc(body, meta, qmd, project_root, before_body)
 
 
 def _quarto_execute_options(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -267,7 +270,7 @@ def _cell_markdown(cell: Mapping[str, Any], opts: Mapping[str, Any]) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-def _pandoc(body: str, meta: Mapping[str, Any], qmd: Path, project_root: Path) -> str:
+def _pandoc(body: str, meta: Mapping[str, Any], qmd: Path, project_root: Path, before_body: str = "") -> str:
     args = ["--standalone", "--embed-resources", "--wrap=none", "--metadata=document-css:false"]
     args.append(f"--resource-path={os.pathsep.join([str(qmd.parent), str(project_root)])}")
     args += ["--metadata", f"title={meta.get('title') or qmd.stem}"]
@@ -282,6 +285,10 @@ def _pandoc(body: str, meta: Mapping[str, Any], qmd: Path, project_root: Path) -
         header = Path(tmp) / "style.html"
         header.write_text(f"<style>\n{report_css()}\n</style>\n", encoding="utf-8")
         args.append(f"--include-in-header={header}")
+        if before_body:
+            nav = Path(tmp) / "before.html"
+            nav.write_text(before_body, encoding="utf-8")
+            args.append(f"--include-before-body={nav}")
         # No --mathjax/--katex: pandoc's default math output needs no script from a CDN.
         return pypandoc.convert_text(body, "html", format="markdown", extra_args=args)
 
@@ -318,4 +325,14 @@ svg, img {{ max-width: 100%; height: auto; }}
 .badge-inconclusive {{ background: {c["inconclusive"]}; }}
 .status-line {{ font-size: 1.05rem; }}
 .notice {{ border-left: 4px solid {c["fail"]}; background: var(--bg-alt); padding: 0.75rem 1rem; }}
+nav.site-nav {{ display: flex; flex-wrap: wrap; gap: 0.25rem 1.25rem; align-items: baseline;
+  border-bottom: 1px solid var(--rule); padding-bottom: 0.6rem; margin-bottom: 1.5rem; }}
+nav.site-nav .site-title {{ font-weight: 700; color: var(--fg); text-decoration: none; margin-right: 0.75rem; }}
+nav.site-nav a {{ text-decoration: none; }}
+nav.site-nav a.active {{ font-weight: 600; border-bottom: 2px solid var(--link); }}
+pre.diff .add {{ color: #00543a; background: #e3f4ec; display: inline-block; width: 100%; }}
+pre.diff .del {{ color: #8a2b00; background: #fbe9e1; display: inline-block; width: 100%; }}
+small.amended {{ color: {c["fail"]}; font-weight: 600; }}
+article.log-entry {{ border: 1px solid var(--rule); border-radius: 4px; padding: 0 1rem 0.5rem; margin: 1rem 0; }}
+article.log-entry h3 {{ margin-top: 0.75rem; font-size: 1.05rem; }}
 """.strip()

@@ -55,7 +55,8 @@ def badge(status: str) -> str:
     return f'<span class="badge badge-{html.escape(s)}">{icon} {html.escape(s)}</span>'
 
 
-def _ci(ci: Any) -> str:
+def fmt_ci(ci: Any) -> str:
+    """A two-number CI as [low, high]; a dash when there is none."""
     if not ci or len(ci) != 2:
         return DASH
     return f"[{fmt(ci[0])}, {fmt(ci[1])}]"
@@ -83,16 +84,18 @@ def grade_table(grades: Mapping[str, Any], link_root: str = "") -> str:
     """One row per criterion; evidence paths (relative to the project root) become links under link_root."""
     headers = ["criterion", "hyp.", "description", "value", "", "threshold", "CI", "p", "status", "evidence"]
     rows = []
+    amended = ((grades.get("lock") or {}).get("changes") or {}).get("criteria") or {}
     for cid, c in grades.get("criteria", {}).items():
+        flag = f'<br><small class="amended">{_esc(amended[cid])} after lock</small>' if cid in amended else ""
         rows.append(
             [
-                f"<code>{_esc(cid)}</code>",
+                f"<code>{_esc(cid)}</code>{flag}",
                 _esc(c.get("hypothesis")),
                 _esc(c.get("description")) + _reason(c),
                 fmt(c.get("value")),
                 _esc(c.get("comparator")),
                 fmt(c.get("threshold")),
-                _ci(c.get("ci")),
+                fmt_ci(c.get("ci")),
                 fmt(c.get("p")),
                 badge(c.get("status", "inconclusive")),
                 _evidence(c.get("evidence", []), link_root),

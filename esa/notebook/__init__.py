@@ -1,0 +1,1 @@
+"""The lab notebook: pre-registration locks, run manifests, experiment history and the research log."""

@@ -1,0 +1,167 @@
+"""The research log: one entry per graded run of a spec, in the shape of a daily research log.
+
+An entry says which command produced the results, how long its stages computed, whether they finished, the
+key results, and what changed since the previous run of the same spec (params, spec, code, verdicts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from esa.notebook.history import RunRecord
+
+SHARED_PARAMS = ("corpora", "reference_models", "baselines")
+
+
+@dataclass
+class LogEntry:
+    when: str | None
+    phase: str
+    spec: str
+    source: str
+    command: str
+    duration_s: float | None
+    stages: int
+    status: str  # Success | Partial | Failed, as the daily log has it
+    counts: dict[str, int]
+    key_results: list[str]
+    lock_state: str
+    changes: list[str] = field(default_factory=list)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: tree}
+
+
+def phase_params(params: Mapping[str, Any], phase: str) -> dict[str, Any]:
+    flat = flatten(params)
+    roots = (phase, *SHARED_PARAMS)
+    return {key: value for key, value in flat.items() if key.split(".", 1)[0] in roots}
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "—" if value is None else str(value)
+
+
+def criterion_line(cid: str, c: Mapping[str, Any]) -> str:
+    test = f" {c.get('comparator')} {_number(c.get('threshold'))}" if c.get("comparator") else ""
+    return f"{cid} {_number(c.get('value'))}{test} {c.get('status', '?')}"
+
+
+def _status(grades: Mapping[str, Any]) -> str:
+    run = grades.get("run") or {}
+    if run.get("status") == "failed":
+        return "Failed"
+    if run.get("status") == "partial":
+        return "Partial"
+    return "Success"
+
+
+def _command(record: RunRecord, phase: str, baseline: RunRecord | None) -> str:
+    if record.kind != "experiment":
+        return f"dvc repro grade.{phase}"
+    if baseline is None:
+        return "dvc exp run"
+    before, after = flatten(baseline.params), flatten(record.params)
+    sets = [f"-S {key}={after[key]}" for key in sorted(after) if before.get(key) != after[key]]
+    return " ".join(["dvc exp run", *sets])
+
+
+def describe_changes(previous: LogEntry | None, prev_record: RunRecord | None, entry: LogEntry,
+                     record: RunRecord) -> list[str]:
+    if previous is None or prev_record is None:
+        return ["first recorded run of this spec"]
+    changes = []
+    old_p, new_p = phase_params(prev_record.params, entry.phase), phase_params(record.params, entry.phase)
+    for key in sorted(set(old_p) | set(new_p)):
+        if old_p.get(key) != new_p.get(key):
+            changes.append(f"param {key}: {_number(old_p.get(key))} → {_number(new_p.get(key))}")
+    old_g, new_g = prev_record.grades[entry.phase], record.grades[entry.phase]
+    if old_g.get("spec_sha256") != new_g.get("spec_sha256"):
+        changes.append(f"spec {entry.spec} edited (sha256 {str(old_g.get('spec_sha256'))[:8]} → "
+                       f"{str(new_g.get('spec_sha256'))[:8]})")
+    if previous.lock_state != entry.lock_state:
+        changes.append(f"pre-registration: {previous.lock_state} → {entry.lock_state}")
+    old_rev, new_rev = (old_g.get("run") or {}).get("git_revs"), (new_g.get("run") or {}).get("git_revs")
+    if old_rev != new_rev:
+        changes.append(f"code: stages ran at {new_rev} (before: {old_rev})")
+    old_c, new_c = old_g.get("criteria") or {}, new_g.get("criteria") or {}
+    for cid in new_c:
+        if cid not in old_c:
+            changes.append(f"criterion {cid} added")
+        elif old_c[cid].get("status") != new_c[cid].get("status"):
+            changes.append(f"{cid}: {old_c[cid].get('status')} → {new_c[cid].get('status')} "
+                           f"({_number(old_c[cid].get('value'))} → {_number(new_c[cid].get('value'))})")
+    changes.extend(f"criterion {cid} removed" for cid in old_c if cid not in new_c)
+    return changes or ["nothing: same params, spec, code and verdicts"]
+
+
+def _same_results(a: RunRecord, b: RunRecord) -> bool:
+    return a.grades == b.grades and flatten(a.params) == flatten(b.params)
+
+
+def build_log(records: Iterable[RunRecord], phase: str | None = None) -> list[LogEntry]:
+    """Entries newest first. A workspace identical to its commit is the same run and is listed once."""
+    records = list(records)
+    commits = {r.rev: r for r in records if r.kind == "commit"}
+    head = next((r for r in records if r.kind == "commit"), None)
+    if head is not None:
+        records = [r for r in records if not (r.kind == "workspace" and _same_results(r, head))]
+
+    def when(record: RunRecord, grades: Mapping[str, Any]) -> str:
+        return str(grades.get("graded_at") or record.timestamp or "")
+
+    pairs = sorted(((when(r, g), r, name) for r in records for name, g in r.grades.items()
+                    if phase in (None, name)), key=lambda item: (item[0], item[2]))
+    entries: list[LogEntry] = []
+    last: dict[str, tuple[LogEntry, RunRecord]] = {}
+    for stamp, record, name in pairs:
+        grades = record.grades[name]
+        run = grades.get("run") or {}
+        criteria = grades.get("criteria") or {}
+        entry = LogEntry(
+            when=stamp or None, phase=name, spec=str(grades.get("spec") or f"specs/{name}.yaml"),
+            source=record.label, command=_command(record, name, commits.get(record.baseline or "")),
+            duration_s=run.get("compute_s"), stages=int(run.get("stages") or 0), status=_status(grades),
+            counts={k: int(v) for k, v in (grades.get("counts") or {}).items()},
+            key_results=[criterion_line(cid, c) for cid, c in criteria.items()],
+            lock_state=str((grades.get("lock") or {}).get("state") or "not locked"),
+        )
+        previous = last.get(name)
+        entry.changes = describe_changes(*(previous or (None, None)), entry, record)
+        last[name] = (entry, record)
+        entries.append(entry)
+    return entries[::-1]
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def entry_markdown(entry: LogEntry) -> str:
+    counts = entry.counts
+    verdict = f"{counts.get('pass', 0)} pass, {counts.get('fail', 0)} fail, {counts.get('inconclusive', 0)} inconclusive"
+    lines = [
+        f"## {entry.when or 'undated'} — {entry.phase} ({entry.source})",
+        f"- Command: `{entry.command}`",
+        f"- Duration: {duration_text(entry.duration_s)} of stage compute over {entry.stages} stages",
+        f"- Status: {entry.status}",
+        f"- Key Results: {verdict}; pre-registration: {entry.lock_state}",
+        *[f"  - {line}" for line in entry.key_results],
+        "- Changed since the previous run of this spec:",
+        *[f"  - {change}" for change in entry.changes],
+    ]
+    return "\n".join(lines)
