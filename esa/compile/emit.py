@@ -35,7 +35,9 @@ def _stage_dict(node: StageNode) -> dict:
     if node.outs:
         stage["outs"] = list(node.outs)
     if node.metrics:
-        stage["metrics"] = [{path: {"cache": False}} for path in node.metrics]
+        # Cached (DVC's default): results/ is git-ignored, so `dvc exp show` reads every commit's and
+        # experiment's metrics from the cache through dvc.lock — the lab notebook's history.
+        stage["metrics"] = list(node.metrics)
     return stage
 
 

@@ -19,7 +19,7 @@ class StageNode:
     deps: tuple[str, ...] = ()
     params: tuple[str, ...] = ()  # dotted keys into params.yaml
     outs: tuple[str, ...] = ()
-    metrics: tuple[str, ...] = ()  # small JSON files kept out of the cache so `dvc metrics` and git see them
+    metrics: tuple[str, ...] = ()  # small JSON files `dvc metrics` / `dvc exp show` read
 
     def produces(self) -> tuple[str, ...]:
         return self.outs + self.metrics

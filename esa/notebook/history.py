@@ -7,7 +7,9 @@ Each record carries the params and every phase's grades.json (the grade stage's 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,9 +79,15 @@ def workspace_record(root: Path) -> RunRecord:
     return RunRecord(rev="workspace", kind="workspace", params=params or {}, grades=grades)
 
 
-def read_history(root: Path, commits: int = 10, dvc: str = "dvc") -> tuple[list[RunRecord], str | None]:
+def dvc_executable() -> str:
+    """The dvc installed beside this Python (a venv's bin/), else the one on PATH."""
+    beside = Path(sys.executable).parent / "dvc"
+    return str(beside) if beside.exists() else (shutil.which("dvc") or "dvc")
+
+
+def read_history(root: Path, commits: int = 10, dvc: str | None = None) -> tuple[list[RunRecord], str | None]:
     """(records, note): DVC's view when available, else the workspace alone with a note saying why."""
-    cmd = [dvc, "exp", "show", "--json", "-n", str(commits)]
+    cmd = [dvc or dvc_executable(), "exp", "show", "--json", "-n", str(commits)]
     try:
         proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.SubprocessError) as exc:

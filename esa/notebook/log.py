@@ -110,12 +110,11 @@ def _same_results(a: RunRecord, b: RunRecord) -> bool:
 
 
 def build_log(records: Iterable[RunRecord], phase: str | None = None) -> list[LogEntry]:
-    """Entries newest first. A workspace identical to its commit is the same run and is listed once."""
+    """Entries newest first. A workspace identical to a commit or experiment is that run and is listed once."""
     records = list(records)
     commits = {r.rev: r for r in records if r.kind == "commit"}
-    head = next((r for r in records if r.kind == "commit"), None)
-    if head is not None:
-        records = [r for r in records if not (r.kind == "workspace" and _same_results(r, head))]
+    records = [r for r in records if not (r.kind == "workspace" and any(
+        _same_results(r, other) for other in records if other is not r))]
 
     def when(record: RunRecord, grades: Mapping[str, Any]) -> str:
         return str(grades.get("graded_at") or record.timestamp or "")

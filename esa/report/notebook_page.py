@@ -36,7 +36,7 @@ def phases_table(root: Path, pages: Sequence[str]) -> str:
             continue
         lock = (grades.get("lock") or {}).get("state", "unknown")
         rows.append([link, html.escape(str(grades.get("title", ""))), status_line(grades), lock_badge(lock),
-                     html.escape(str(grades.get("graded_at") or "—"))])
+                     html.escape(short_time(grades.get("graded_at")))])
     return _table(["phase", "title", "verdict", "pre-registration", "graded"], rows, f"{TABLE_CLASS} phases")
 
 
@@ -49,7 +49,7 @@ def log_html(entries: Sequence[LogEntry]) -> str:
         results = "".join(f"<li><code>{html.escape(line)}</code></li>" for line in e.key_results)
         changes = "".join(f"<li>{html.escape(change)}</li>" for change in e.changes)
         cards.append(
-            f'<article class="log-entry"><h3>{html.escape(e.when or "undated")} — '
+            f'<article class="log-entry"><h3>{html.escape(short_time(e.when))} — '
             f'<a href="{html.escape(e.phase)}.html">{html.escape(e.phase)}</a> '
             f'<small>({html.escape(e.source)})</small></h3><ul>'
             f"<li><strong>Command:</strong> <code>{html.escape(e.command)}</code></li>"
@@ -68,7 +68,9 @@ def experiments_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
     by_rev = {r.rev: r for r in records}
     rows = []
     for r in records:
-        row: dict[str, Any] = {"run": r.label, "created": r.timestamp or "—"}
+        if not r.grades:  # a commit without dvc.lock or cached results has nothing to show
+            continue
+        row: dict[str, Any] = {"run": r.label, "created": short_time(r.timestamp) if r.timestamp else "—"}
         for phase, grades in sorted(r.grades.items()):
             counts = grades.get("counts") or {}
             row[phase] = "/".join(str(counts.get(s, 0)) for s in PHASE_STATUS)
@@ -82,21 +84,30 @@ def experiments_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
 
 
 def verdict_chart(entries: Sequence[LogEntry]) -> alt.Chart | None:
-    """Criteria passed per graded run and phase, oldest to newest: whether the science moved."""
-    rows = [{"run": f"{e.when or '?'} {e.source}", "when": e.when or "", "phase": e.phase, "status": s,
-             "criteria": e.counts.get(s, 0)} for e in entries for s in PHASE_STATUS]
+    """Criteria passed, failed and inconclusive per graded run, newest on top: whether the science moved."""
+    rows = [{"run": f"{short_time(e.when)} · {e.source}", "when": e.when or "", "phase": e.phase, "status": s,
+             "order": PHASE_STATUS.index(s), "criteria": e.counts.get(s, 0)} for e in entries for s in PHASE_STATUS]
     if not rows:
         return None
     frame = pd.DataFrame(rows)
     colors = alt.Scale(domain=list(PHASE_STATUS), range=["#009E73", "#D55E00", "#999999"])
-    return (alt.Chart(frame, title="Criteria per graded run (oldest → newest)")
+    return (alt.Chart(frame)
             .mark_bar()
-            .encode(x=alt.X("run:N", sort=alt.SortField("when"), title=None, axis=alt.Axis(labelAngle=-30, labelLimit=220)),
-                    y=alt.Y("criteria:Q", title="criteria"),
-                    color=alt.Color("status:N", scale=colors, sort=list(PHASE_STATUS)),
-                    column=alt.Column("phase:N", title=None),
+            .encode(y=alt.Y("run:N", sort=alt.SortField("when", order="descending"), title=None,
+                            axis=alt.Axis(labelLimit=320)),
+                    x=alt.X("criteria:Q", title="criteria", axis=alt.Axis(tickMinStep=1)),
+                    color=alt.Color("status:N", scale=colors, sort=list(PHASE_STATUS), title="verdict"),
+                    order=alt.Order("order:Q"),
                     tooltip=["run", "phase", "status", "criteria"])
-            .properties(width=alt.Step(28), height=160))
+            .properties(width=360, height=alt.Step(20))
+            .facet(row=alt.Row("phase:N", title=None, header=alt.Header(labelAngle=0, labelOrient="top", labelAnchor="start", labelFontWeight="bold")))
+            .resolve_scale(y="independent")
+            .properties(title="Verdicts per graded run (newest first)"))
+
+
+def short_time(stamp: str | None) -> str:
+    """'2026-11-25T21:27:44Z' -> '2026-11-25 21:27'."""
+    return (stamp or "undated").replace("T", " ")[:16]
 
 
 def compute_chart(records: Sequence[ManifestRecord]) -> alt.Chart | None:
@@ -109,6 +120,6 @@ def compute_chart(records: Sequence[ManifestRecord]) -> alt.Chart | None:
     return (alt.Chart(frame, title="Stage compute recorded in the manifests")
             .mark_bar()
             .encode(y=alt.Y("folder:N", title=None), x=alt.X("minutes:Q", stack=True, title="minutes"),
-                    color=alt.Color("program:N", title="stage program"),
+                    color=alt.Color("program:N", title="program"),
                     tooltip=["folder", "program", alt.Tooltip("minutes:Q", format=".1f")])
             .properties(width=520, height=alt.Step(26)))

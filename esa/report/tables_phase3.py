@@ -267,39 +267,56 @@ def _pair_rank(a: str, b: str) -> tuple[int, int]:
     return rank.get(a, 9), rank.get(b, 9)
 
 
-def _num(value: Any) -> str:
+def _num(value: Any, plain: bool = False) -> str:
     # A true minus sign: the hyphen in "5.4e-11" lets a browser break the number across lines.
-    return html.escape(fmt(value).replace("-", "−"))
+    text = fmt(value).replace("-", "−")
+    return text if plain else html.escape(text)
 
 
-def _with_ci(value: Any, low: Any, high: Any, note: str = "") -> str:
-    text = _num(value)
+def _with_ci(value: Any, low: Any, high: Any, note: str = "", plain: bool = False) -> str:
+    text = _num(value, plain)
     lo, hi = as_number(low), as_number(high)
     if text != DASH and lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi)):
-        text += f"<br><small>[{_num(lo)}, {_num(hi)}]</small>"
-    return text + (f"<br><small><em>{html.escape(note)}</em></small>" if note else "")
+        ci = f"[{_num(lo, plain)}, {_num(hi, plain)}]"
+        text += f" {ci}" if plain else f"<br><small>{ci}</small>"
+    if note:
+        text += f" ({note})" if plain else f"<br><small><em>{html.escape(note)}</em></small>"
+    return text
 
 
-def stats_table(frame: pd.DataFrame, runs: Sequence[Any]) -> str:
-    """``stats_frame`` as HTML: CIs under their values, a level column only where a run has a strength."""
+# Plain column names of the statistics table; the HTML table puts the CI under the name.
+_HTML_HEADERS = {"ratio [95% CI]": "ratio<br><small>[95% CI]</small>",
+                 "ΔNLL diff [95% CI]": "ΔNLL diff<br><small>[95% CI]</small>"}
+
+
+def stats_cells(frame: pd.DataFrame, runs: Sequence[Any], plain: bool = False) -> tuple[list[str], list[list[str]]]:
+    """(column names, cells) of ``stats_frame``: CIs beside their values, a level column only where a run has a
+    strength. Cells are HTML unless ``plain`` (text, e.g. for a paper export)."""
+    esc = str if plain else html.escape
     levelled = {run.id for run in runs if run.perturbation in LEVELLED}
     per_seed = frame["seed"].notna().any()
     show_level = bool(levelled & set(frame["run"]))
     headers = (["run"] + (["level"] if show_level else []) + (["seed"] if per_seed else [])
-               + ["pair", "ratio<br><small>[95% CI]</small>", "ΔNLL diff<br><small>[95% CI]</small>", "d_z",
-                  "Wilcoxon p", "Holm p", "t-test p", "power", "n for 80%"])
+               + ["pair", "ratio [95% CI]", "ΔNLL diff [95% CI]", "d_z", "Wilcoxon p", "Holm p", "t-test p",
+                  "power", "n for 80%"])
     body = []
     for r in frame.itertuples(index=False):
-        ratio = (_with_ci(r.ratio, r.ratio_low, r.ratio_high, r.ratio_note) if r.ratio == r.ratio
-                 else html.escape(r.ratio_status if r.ratio_status != "ok" else DASH))
+        ratio = (_with_ci(r.ratio, r.ratio_low, r.ratio_high, r.ratio_note, plain) if r.ratio == r.ratio
+                 else esc(r.ratio_status if r.ratio_status != "ok" else DASH))
         # A diverged test has no numbers: its status stands in the ΔNLL cell.
-        diff = _with_ci(r.diff, r.diff_low, r.diff_high, "" if r.ratio_status == r.test_note else r.test_note)
-        cells = ([html.escape(r.run)] + ([_num(r.level) if r.run in levelled else DASH] if show_level else [])
-                 + ([html.escape(str(r.seed))] if per_seed else [])
-                 + [html.escape(r.pair), ratio, diff, _num(r.d_z), _num(r.wilcoxon_p), _num(r.holm_p),
-                    _num(r.t_p), _num(r.power), _num(r.n_80)])
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in headers)
+        diff = _with_ci(r.diff, r.diff_low, r.diff_high, "" if r.ratio_status == r.test_note else r.test_note, plain)
+        body.append([esc(r.run)] + ([_num(r.level, plain) if r.run in levelled else DASH] if show_level else [])
+                    + ([esc(str(r.seed))] if per_seed else [])
+                    + [esc(r.pair), ratio, diff] + [_num(x, plain) for x in (r.d_z, r.wilcoxon_p, r.holm_p, r.t_p,
+                                                                               r.power, r.n_80)])
+    return headers, body
+
+
+def stats_table(frame: pd.DataFrame, runs: Sequence[Any]) -> str:
+    """``stats_frame`` as HTML (see ``stats_cells``)."""
+    headers, rows = stats_cells(frame, runs)
+    head = "".join(f"<th>{_HTML_HEADERS.get(h, h)}</th>" for h in headers)
+    body = ["<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for cells in rows]
     return (f'<table class="{TABLE_CLASS}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(body)
             + "\n</tbody>\n</table>")
 

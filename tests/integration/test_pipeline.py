@@ -96,3 +96,25 @@ def test_exp_run_set_param_changes_the_result(project):
     assert after["n_tokens"] < before["n_tokens"]
     shown = run(["dvc", "exp", "show", "--json"], project).stdout
     assert "max_windows" in shown
+
+
+def test_log_lock_amendment_and_the_whole_site(project):
+    log = run(["esa", "log"], project).stdout
+    assert "dvc exp run -S phase1.smoke.max_windows=12" in log
+    assert "param phase1.smoke.max_windows: 24 → 12" in log
+    assert log.count("## ") == 2  # the experiment (also the workspace) and the commit it was run from
+
+    locked = run(["esa", "lock", "specs/phase1.yaml"], project).stdout
+    assert "pre-registered" in locked and "recompiled dvc.yaml" in locked
+    spec = project / "specs/phase1.yaml"
+    spec.write_text(spec.read_text().replace("kind: seed_cv, threshold: 0.5", "kind: seed_cv, threshold: 0.9"))
+    run(["dvc", "repro"], project)  # only the grade stage reruns
+    lock = read_json(project / "results/phase1/grades.json")["lock"]
+    assert lock["state"] == "amended after lock" and lock["changes"] == {"criteria": {"cv": "changed"}}
+
+    run(["esa", "report", "--no-quarto"], project)
+    site = project / "reports/_site"
+    assert (site / "index.html").exists() and "amended after lock" in (site / "phase1.html").read_text()
+    if shutil.which("chromium"):
+        checked = run(["esa", "check-site", str(site)], project).stdout
+        assert "4/4 pages ok" in checked
