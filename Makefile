@@ -27,7 +27,7 @@ demo: venv
 	@[ -d .dvc ] || $(BIN)/dvc init --quiet
 	$(BIN)/esa compile specs/phase$(PHASE).yaml
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro grade.phase$(PHASE)
-	$(BIN)/esa report phase$(PHASE)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/esa report
 
 test: venv
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q

@@ -104,13 +104,23 @@ def escape(text: str) -> str:
     return "".join(r"\texttt{" + _escape_plain(p) + "}" if i % 2 else _escape_plain(p) for i, p in enumerate(parts))
 
 
+WRAP_AFTER = 40  # characters: longer text cells wrap instead of running past the margin
+WRAP_WIDTH = "0.28"
+
+
 def label(phase: str, name: str, kind: str = "tab") -> str:
     return f"{kind}:{phase}-{name}"
 
 
 def tabular(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool]) -> str:
-    """A booktabs tabular: numbers right-aligned, text left-aligned."""
-    spec = "".join("r" if n else "l" for n in numeric)
+    """A booktabs tabular: numbers right-aligned, text left-aligned; long text wraps in a paragraph column."""
+    def column(i: int, is_number: bool) -> str:
+        if is_number:
+            return "r"
+        longest = max((len(str(r[i])) for r in rows), default=0)
+        return rf"p{{{WRAP_WIDTH}\linewidth}}" if longest > WRAP_AFTER else "l"
+
+    spec = "".join(column(i, n) for i, n in enumerate(numeric))
 
     def line(values: Sequence[str]) -> str:
         return "    " + " & ".join(escape(v) for v in values) + r" \\"

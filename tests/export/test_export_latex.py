@@ -67,12 +67,15 @@ def check_structure(tex: str) -> None:
         else:
             assert stack and stack.pop() == env
     assert not stack
-    for spec, body in re.findall(r"\\begin\{tabular\}\{([lrc]+)\}(.*?)\\end\{tabular\}", tex, flags=re.S):
+    tabulars = re.findall(r"\\begin\{tabular\}\{((?:[lrc]|p\{[^{}]*\})+)\}(.*?)\\end\{tabular\}", tex, flags=re.S)
+    assert len(tabulars) == tex.count(r"\begin{tabular}")  # every tabular's column spec was understood
+    for spec, body in tabulars:
+        columns = re.findall(r"[lrc]|p\{[^{}]*\}", spec)
         assert r"\toprule" in body and r"\midrule" in body and r"\bottomrule" in body
         rows = [line for line in body.splitlines() if line.rstrip().endswith(r"\\")]
         assert len(rows) >= 2  # header and at least one row
         for row in rows:
-            assert len(re.split(r"(?<!\\)&", row)) == len(spec), row
+            assert len(re.split(r"(?<!\\)&", row)) == len(columns), row
 
 
 @pytest.mark.parametrize("phase", ["phase1", "phase2", "phase3"])
