@@ -20,6 +20,7 @@ import jupytext
 import nbformat
 import pypandoc
 import yaml
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from rich.console import Console
@@ -196,10 +197,13 @@ def _execute(
 
     console = Console(stderr=True)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*columns, console=console, transient=True) as progress, tempfile.TemporaryDirectory() as sockets:
         task = progress.add_task(f"executing {qmd.name}", total=n_run)
+        # Local sockets, not TCP ports: nothing listens on the network while a page runs.
+        km = KernelManager(kernel_name=kernel, transport="ipc", ip=f"{sockets}/kernel")
         client = NotebookClient(
             nb,
+            km=km,
             kernel_name=kernel,
             timeout=timeout,
             resources={"metadata": {"path": str(project_root)}},
@@ -215,6 +219,9 @@ def _execute(
                 f"{where}: code cell {k + 1} of {len(code_cells)} failed: {err.ename}: {err.evalue}\n"
                 + _ANSI.sub("", err.traceback)[-3000:]
             ) from None
+        finally:
+            if km.has_kernel:  # a kernel manager passed in is ours to stop, not nbclient's
+                km.shutdown_kernel(now=False)
 
 
 def _fence(content: str, info: str = "") -> str:
