@@ -12,6 +12,7 @@ import pandas as pd
 from esa.export.exhibits import Exhibits, add_grades, read_json, require, rerun_hint
 from esa.report import charts_phase3 as charts3
 from esa.report import tables_phase3 as tables3
+from esa.report import tables_phase3_stats as stats3
 from esa.report.phase2_results import Phase2Results
 
 
@@ -25,10 +26,10 @@ def conditions(runs: Sequence[Any], results: Phase2Results) -> tuple[pd.DataFram
 
 def stats_display(analysis: dict | None, runs: Sequence[Any], per_seed: bool = False) -> pd.DataFrame:
     """The statistics table as text cells (value [95% CI]), as the page's HTML table lays it out."""
-    frame = tables3.stats_frame(analysis, runs, per_seed=per_seed)
+    frame = stats3.stats_frame(analysis, runs, per_seed=per_seed)
     if frame.empty:
         return pd.DataFrame()
-    headers, cells = tables3.stats_cells(frame, runs, plain=True)
+    headers, cells = stats3.stats_cells(frame, runs, plain=True)
     return pd.DataFrame(cells, columns=headers)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esa.report import charts, charts_phase3 as c3, tables_phase3 as t3
+from esa.report import charts, charts_phase3 as c3, tables_phase3 as t3, tables_phase3_stats as s3
 from esa.report.render import external_refs, render_qmd
 
 REPO = Path(__file__).resolve().parents[2]
@@ -168,18 +168,18 @@ def test_stats_frame_pools_seeds_conservatively() -> None:
     analysis = {"runs": {"s": {"tests": [_test(1, 4.0, 2.0, 6.0, 1e-3, 0.9, 10.0),
                                          _test(2, 8.0, 5.0, 12.0, 1e-5, 0.7, 30.0, status="unstable")]}}}
     runs = [_run("s", "sign_flip")]
-    row = t3.stats_frame(analysis, runs).iloc[0]
+    row = s3.stats_frame(analysis, runs).iloc[0]
     assert (row["ratio"], row["ratio_low"], row["ratio_high"]) == (6.0, 2.0, 12.0)
     assert (row["diff"], row["d_z"]) == pytest.approx((0.06, 0.6))
     assert (row["wilcoxon_p"], row["holm_p"], row["t_p"]) == pytest.approx((1e-3, 2e-3, 1e-4))
     assert (row["power"], row["n_80"]) == (0.7, 30.0)
     assert row["ratio_note"] == "unstable in 1/2 seeds" and row["test_note"] == ""
-    per_seed = t3.stats_frame(analysis, runs, per_seed=True)
+    per_seed = s3.stats_frame(analysis, runs, per_seed=True)
     assert list(per_seed["seed"]) == [1, 2] and list(per_seed["ratio"]) == [4.0, 8.0]
-    html = t3.stats_table(per_seed, runs)
+    html = s3.stats_table(per_seed, runs)
     assert "<th>seed</th>" in html and "[2, 6]" in html and "1e−05" in html
     undefined = {"runs": {"s": {"tests": [_test(1, -3.0, -9.0, 1.0, 0.5, 0.1, 99.0, status="undefined")]}}}
-    row = t3.stats_frame(undefined, runs).iloc[0]
+    row = s3.stats_frame(undefined, runs).iloc[0]
     assert math.isnan(row["ratio"]) and row["ratio_status"] == "undefined"
 
 
