@@ -21,9 +21,9 @@ def lock_badge(state: str) -> str:
 def lock_banner(lock: Mapping[str, Any] | None) -> str:
     """The pre-registration state as grading recorded it; an amendment shows its diff against the lock."""
     if not lock:
-        return '<p class="lock">Pre-registration: unknown (graded before locks existed; run <code>dvc repro</code>).</p>'
+        return '<p class="lock">Unknown: graded before locks existed; run <code>dvc repro</code>.</p>'
     state = str(lock.get("state"))
-    parts = [f'<p class="lock">Pre-registration: {lock_badge(state)} ']
+    parts = [f'<p class="lock">{lock_badge(state)} ']
     if state == "not locked":
         parts.append("Hypotheses and criteria were not locked before the results were produced; "
                      "<code>esa lock &lt;spec&gt;</code> registers them.</p>")
@@ -85,4 +85,4 @@ def params_block(params_path: Path, phase: str) -> str:
             if key == phase or key in ("corpora", "reference_models", "baselines")}
     text = yaml.safe_dump(used, sort_keys=False, allow_unicode=True, width=110)
     return (f"<details><summary><code>params.yaml</code> — {len(used.get(phase) or {})} runs of {phase} and the "
-            f"shared entries they use</summary><pre>{html.escape(text)}</pre></details>")
+            f"shared corpus, model and baseline entries</summary><pre>{html.escape(text)}</pre></details>")

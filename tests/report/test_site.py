@@ -72,7 +72,7 @@ def test_amended_criterion_shows_its_diff(site: Path) -> None:
     assert '<span class="add">+  threshold: 0.123</span>' in text
     assert 'changed after lock</small>' in text  # the criteria table flags the amended row
     phase1 = (site / "phase1.html").read_text()
-    assert "Pre-registration: unknown" in phase1  # the fixture grades predate locks
+    assert "Unknown: graded before locks existed" in phase1  # the fixture grades predate locks
     assert "Spec and params used" in phase1
 
 
