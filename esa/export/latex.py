@@ -135,28 +135,32 @@ def table(phase: str, t: Table) -> str:
     headers, rows, numeric = cells(t.frame)
     # Wide tables get a smaller font and tighter columns so they fit a page more often.
     size = r"\footnotesize\setlength{\tabcolsep}{3pt}" if len(headers) > 7 else r"\small"
+    # Shrink to the text width only when wider (graphicx's \width is the natural width inside \resizebox).
+    fit = r"  \resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"
     return "\n".join([
-        f"% {phase}: {t.name}. Written by `esa export`; needs \\usepackage{{booktabs}}.",
+        f"% {phase}: {t.name}. Written by `esa export`; needs \\usepackage{{booktabs,graphicx}}.",
         r"\begin{table}[htbp]", r"  \centering", f"  {size}", f"  \\caption{{{escape(t.caption)}}}",
-        f"  \\label{{{label(phase, t.name)}}}", tabular(headers, rows, numeric), r"\end{table}", ""])
+        f"  \\label{{{label(phase, t.name)}}}", fit, tabular(headers, rows, numeric) + "}",
+        r"\end{table}", ""])
 
 
 def figure_snippet(phase: str, f: Figure) -> str:
-    return (f"% \\begin{{figure}}[htbp]\\centering\n"
-            f"%   \\includegraphics[width=\\linewidth]{{\\esaexhibitsdir/figures/{f.name}.png}}\n"
-            f"%   \\caption{{{escape(f.caption)}}}\\label{{{label(phase, f.name, 'fig')}}}\n% \\end{{figure}}")
+    return (f"\\begin{{figure}}[htbp]\\centering\n"
+            f"  \\includegraphics[width=\\linewidth,height=0.8\\textheight,keepaspectratio]"
+            f"{{\\esaexhibitsdir/figures/{f.name}.png}}\n"
+            f"  \\caption{{{escape(f.caption)}}}\\label{{{label(phase, f.name, 'fig')}}}\n\\end{{figure}}")
 
 
 def index(exhibits: Exhibits) -> str:
-    """exhibits.tex: \\input's every table; figures as ready-to-uncomment floats (they need graphicx)."""
+    """exhibits.tex: \\input's every table, then one figure float per chart (its 300-ppi PNG)."""
     lines = [
         f"% Exhibits of {exhibits.phase}, written by `esa export {exhibits.phase} --format latex`.",
-        r"% Preamble: \usepackage{booktabs} (amsmath optional). From another directory, define",
+        r"% Preamble: \usepackage{booktabs,graphicx} (amsmath optional). From another directory, define",
         r"% \newcommand{\esaexhibitsdir}{path/to/this/folder} before \input{path/to/this/folder/exhibits}.",
         r"\providecommand{\esaexhibitsdir}{.}",
         *(f"\\input{{\\esaexhibitsdir/{t.name}}}" for t in exhibits.tables),
     ]
     if exhibits.figures:
-        lines += ["", "% Figures: figures/<name>.svg and .png (300 ppi); these floats need \\usepackage{graphicx}."]
+        lines += ["", "% Figures: figures/<name>.svg and .png (300 ppi)."]
         lines += [figure_snippet(exhibits.phase, f) for f in exhibits.figures]
     return "\n".join(lines) + "\n"

@@ -133,13 +133,18 @@ def build_log(records: Iterable[RunRecord], phase: str | None = None) -> list[Lo
             duration_s=run.get("compute_s"), stages=int(run.get("stages") or 0), status=_status(grades),
             counts={k: int(v) for k, v in (grades.get("counts") or {}).items()},
             key_results=[criterion_line(cid, c) for cid, c in criteria.items()],
-            lock_state=str((grades.get("lock") or {}).get("state") or "not locked"),
+            lock_state=lock_text(grades.get("lock") or {}),
         )
         previous = last.get(name)
         entry.changes = describe_changes(*(previous or (None, None)), entry, record)
         last[name] = (entry, record)
         entries.append(entry)
     return entries[::-1]
+
+
+def lock_text(lock: Mapping[str, Any]) -> str:
+    state = str(lock.get("state") or "not locked")
+    return f"{state} (locked after results existed)" if lock.get("results_existed_at_lock") else state
 
 
 def duration_text(seconds: float | None) -> str:

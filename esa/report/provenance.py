@@ -14,7 +14,7 @@ _LOCK_BADGE = {"pre-registered": "pass", "amended after lock": "fail", "not lock
 
 
 def lock_badge(state: str) -> str:
-    css = _LOCK_BADGE.get(state, "inconclusive")
+    css = next((c for prefix, c in _LOCK_BADGE.items() if state.startswith(prefix)), "inconclusive")
     return f'<span class="badge badge-{css}">{html.escape(state)}</span>'
 
 
