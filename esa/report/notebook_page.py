@@ -12,7 +12,7 @@ import altair as alt
 import pandas as pd
 
 from esa.notebook.history import RunRecord
-from esa.notebook.log import LogEntry, duration_text, flatten
+from esa.notebook.log import LogEntry, duration_text, flatten, lock_text
 from esa.notebook.manifests import ManifestRecord
 from esa.report.provenance import lock_badge
 from esa.report.tables import TABLE_CLASS, _table, badge, status_line
@@ -34,7 +34,7 @@ def phases_table(root: Path, pages: Sequence[str]) -> str:
         if grades is None:
             rows.append([link, "—", "<em>not run yet</em>", "—", "—"])
             continue
-        lock = (grades.get("lock") or {}).get("state", "unknown")
+        lock = lock_text(grades["lock"]) if grades.get("lock") else "unknown"
         rows.append([link, html.escape(str(grades.get("title", ""))), status_line(grades), lock_badge(lock),
                      html.escape(short_time(grades.get("graded_at")))])
     return _table(["phase", "title", "verdict", "pre-registration", "graded"], rows, f"{TABLE_CLASS} phases")
@@ -94,7 +94,7 @@ def verdict_chart(entries: Sequence[LogEntry]) -> alt.Chart | None:
     return (alt.Chart(frame)
             .mark_bar()
             .encode(y=alt.Y("run:N", sort=alt.SortField("when", order="descending"), title=None,
-                            axis=alt.Axis(labelLimit=320)),
+                            axis=alt.Axis(labelLimit=440)),
                     x=alt.X("criteria:Q", title="criteria", axis=alt.Axis(tickMinStep=1)),
                     color=alt.Color("status:N", scale=colors, sort=list(PHASE_STATUS), title="verdict"),
                     order=alt.Order("order:Q"),
