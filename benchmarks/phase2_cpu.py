@@ -29,7 +29,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from esa.engine.scoring import bare_fwd_bwd, score_model  # noqa: E402
+from esa.engine.gradient_pass import bare_fwd_bwd  # noqa: E402
+from esa.engine.scoring import score_model  # noqa: E402
 
 GRAD_METRICS = ["grad_x_weight", "grad_squared", "obd", "act_mag"]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"

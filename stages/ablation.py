@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     from esa.engine.corpus import load_split
     from esa.engine.metrics import get_metric
     from esa.engine.models import load_model, max_context, quiet_hub_progress, resolve_device
-    from esa.engine.scoring import calibration_windows
+    from esa.engine.batches import calibration_windows
 
     quiet_hub_progress()
     torch.manual_seed(args.seed)

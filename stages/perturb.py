@@ -30,7 +30,7 @@ def calibration_gradient(model, tokenizer, data: Path, context: int, seed: int, 
     import torch
 
     from esa.engine.corpus import load_split
-    from esa.engine.scoring import calibration_windows
+    from esa.engine.batches import calibration_windows
 
     windows = calibration_windows(tokenizer, load_split(data, "calibration"), context=context,
                                   max_windows=n_windows, seed=seed)

@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from esa.engine.corpus import load_split
     from esa.engine.models import load_model, n_params, quiet_hub_progress, resolve_device
-    from esa.engine.scoring import calibration_windows, score_model
+    from esa.engine.batches import calibration_windows
+    from esa.engine.scoring import score_model
     from esa.engine.targets import scored_parameters
 
     quiet_hub_progress()

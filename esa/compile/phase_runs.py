@@ -12,7 +12,8 @@ from esa.spec.runs import AblationRun, EvalRun, PerturbRun, ScoreRun
 from esa.spec.sweeps import slug
 
 EVAL_CODE = ("stages/evaluate.py", "esa/engine/evaluate.py", "esa/engine/windows.py", "esa/engine/models.py")
-SCORE_CODE = ("stages/score.py", "esa/engine/scoring.py", "esa/engine/metrics.py", "esa/engine/hutchinson.py",
+SCORE_CODE = ("stages/score.py", "esa/engine/scoring.py", "esa/engine/batches.py", "esa/engine/gradient_pass.py",
+              "esa/engine/metrics.py", "esa/engine/hutchinson.py",
               "esa/engine/superweight.py", "esa/engine/targets.py", "esa/engine/select.py",
               "esa/engine/score_stats.py", "esa/engine/windows.py", "esa/engine/models.py")
 GRADE_CODE = ("esa/report/grade.py", "esa/report/evidence.py", "esa/spec/criteria.py", "esa/notebook/lock.py",
@@ -76,8 +77,8 @@ def build_score(plan: Plan, spec: Spec, run: ScoreRun, specs: dict[str, Spec]) -
     return evidence
 
 
-ABLATION_CODE = ("stages/ablation.py", "esa/engine/ablation.py", "esa/engine/scoring.py", "esa/engine/windows.py",
-                 "esa/engine/models.py")
+ABLATION_CODE = ("stages/ablation.py", "esa/engine/ablation.py", "esa/engine/scoring.py", "esa/engine/batches.py",
+                 "esa/engine/gradient_pass.py", "esa/engine/windows.py", "esa/engine/models.py")
 
 
 def build_ablation(plan: Plan, spec: Spec, run: AblationRun, specs: dict[str, Spec]) -> list[str]:
@@ -107,8 +108,8 @@ def build_ablation(plan: Plan, spec: Spec, run: AblationRun, specs: dict[str, Sp
     return evidence
 
 
-PERTURB_CODE = ("stages/perturb.py", "esa/engine/perturb.py", "esa/engine/perturbations.py", "esa/engine/bitflip.py", "esa/engine/controls.py",
-                "esa/engine/checksum.py",
+PERTURB_CODE = ("stages/perturb.py", "esa/engine/perturb.py", "esa/engine/perturbations.py", "esa/engine/bitflip.py",
+                "esa/engine/controls.py", "esa/engine/checksum.py", "esa/engine/batches.py",  # grad_step's windows
                 "esa/engine/evaluate.py", "esa/engine/windows.py", "esa/engine/models.py")
 
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from scipy.stats import rankdata, spearmanr
 from tqdm import tqdm
 
-from esa.engine.scoring import Batch, make_batches
+from esa.engine.batches import Batch, make_batches
 from esa.engine.targets import component_of, layer_of
 
 SAMPLE_COLUMNS = ["tensor", "flat_index", "rank", "sample", "stratum"]

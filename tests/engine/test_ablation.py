@@ -179,7 +179,8 @@ def ablation_project(tmp_path, ref_xs, tiny_corpus) -> Path:
 
     from esa.engine.corpus import load_split
     from esa.engine.models import load_model
-    from esa.engine.scoring import calibration_windows, score_model
+    from esa.engine.batches import calibration_windows
+    from esa.engine.scoring import score_model
     from esa.engine.targets import scored_parameters
 
     model, tok = load_model(str(ref_xs))

@@ -13,7 +13,9 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from esa.engine.hutchinson import hutchinson_sums, probe_seed, rademacher
 from esa.engine.metrics import METRICS, get_metric
-from esa.engine.scoring import bare_fwd_bwd, make_batches, score_model
+from esa.engine.batches import make_batches
+from esa.engine.gradient_pass import bare_fwd_bwd
+from esa.engine.scoring import score_model
 
 GRADIENT_METRICS = ["grad_x_weight", "grad_squared", "obd", "act_mag"]
 
@@ -284,7 +286,7 @@ def test_gpu_benchmark_dry_run(capsys):
 def test_calibration_windows_predict_every_token_once_and_score_a_trained_model(ref_xs, tiny_corpus):
     from esa.engine.corpus import load_split
     from esa.engine.models import load_model
-    from esa.engine.scoring import calibration_windows
+    from esa.engine.batches import calibration_windows
     from esa.engine.windows import tokenize_docs
 
     model, tokenizer = load_model(str(ref_xs))
