@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -18,6 +19,31 @@ from typing import Any
 import yaml
 
 MANIFEST_PACKAGES = ("esa", "torch", "transformers", "accelerate", "tokenizers", "dvc", "pandas", "numpy", "scipy")
+
+
+def stage_parser(doc: str, *, what: str, seed: bool = False, spec: bool = False) -> argparse.ArgumentParser:
+    """The arguments every stage program takes: --key, --out, --params (and --seed, --spec where it has them)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--key", required=True, help=f"dotted key of the {what} params in params.yaml")
+    if seed:
+        parser.add_argument("--seed", required=True, type=int)
+    parser.add_argument("--out", required=True, type=Path)
+    if spec:
+        parser.add_argument("--spec", default=None, help="the spec this run came from (recorded only)")
+    parser.add_argument("--params", default="params.yaml")
+    return parser
+
+
+def error_text(exc: BaseException) -> str:
+    """The first line of an error's message (KeyError's str() would wrap it in quotes)."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def bad_input(stage: str, exc: BaseException, what: str = "") -> int:
+    """Report bad params or inputs as one line on stderr; the stage exits with code 2."""
+    print(f"{stage}: {what + ': ' if what else ''}{error_text(exc)}", file=sys.stderr)
+    return 2
 
 
 def load_params(key: str, path: str | Path = "params.yaml") -> dict[str, Any]:

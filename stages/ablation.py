@@ -13,14 +13,13 @@ ci_low, ci_high, n, rho_top, rho_abs, rho_signed), summary.json (DVC metrics) an
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
 
-from esa.stageio import Manifest, load_params, write_json  # noqa: E402
+from esa.stageio import Manifest, bad_input, load_params, stage_parser, write_json  # noqa: E402
 
 REQUIRED = ("model", "data", "metrics", "rank_by")
 DEFAULTS = {"top": 50, "n_random": 300, "eval_windows": 64, "context": 256, "batch_size": 16, "dtype": "float32",
@@ -55,11 +54,6 @@ def read_params(key: str, path: str, scores_dir: Path) -> dict:
 
 def score_file(scores_dir: Path, metric: str) -> Path:
     return scores_dir / "scores" / f"{metric}.safetensors"
-
-
-def _message(exc: Exception) -> str:
-    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def check_same_model(scores_dir: Path, model: str) -> None:
@@ -140,19 +134,13 @@ def summarize(frame, table, params: dict, *, seed: int, n_windows: int, n_tokens
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--key", required=True, help="dotted key of the run's params in params.yaml")
-    parser.add_argument("--seed", required=True, type=int)
+    parser = stage_parser(__doc__, what="run's", seed=True, spec=True)
     parser.add_argument("--scores", required=True, type=Path, help="the score run's output folder for this seed")
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--spec", default=None, help="the spec this run came from (recorded only)")
-    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     try:
         params = read_params(args.key, args.params, args.scores)
     except (KeyError, ValueError, OSError) as exc:
-        print(f"ablation: bad params: {_message(exc)}", file=sys.stderr)
-        return 2
+        return bad_input("ablation", exc, "bad params")
 
     import torch
 
@@ -180,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         calibration = {m: gather_scores(load_scores(args.scores, m, shapes), weights) for m in metrics}
         eval_metrics = [m for m in metrics if get_metric(m).pass_kind == "gradient"] if params["eval_scores"] else []
     except (KeyError, ValueError, OSError) as exc:
-        print(f"ablation: {_message(exc)}", file=sys.stderr)
-        return 2
+        return bad_input("ablation", exc)
 
     with Manifest(args.out, params=params, spec=args.spec, stage="ablation") as manifest:
         start = time.perf_counter()

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -13,27 +12,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from
 
 from esa.engine.corpus import SPLITS, build_corpus, validate_config  # noqa: E402
 from esa.registry import CorpusConfig  # noqa: E402
-from esa.stageio import Manifest, load_params  # noqa: E402
-
-
-def _message(exc: Exception) -> str:
-    # KeyError's str() wraps the message in quotes.
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+from esa.stageio import Manifest, bad_input, load_params, stage_parser  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--key", required=True, help="dotted key of the corpus params in params.yaml")
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__, what="corpus")
     args = parser.parse_args(argv)
     try:
         params = load_params(args.key, args.params)
         cfg = CorpusConfig(**params)
         validate_config(cfg)
     except (KeyError, TypeError, ValueError, OSError) as exc:
-        print(f"corpus: bad params: {_message(exc)}", file=sys.stderr)
-        return 2
+        return bad_input("corpus", exc, "bad params")
 
     with Manifest(args.out, params=params, stage="corpus") as manifest:
         summary = build_corpus(cfg, args.out)

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
 
 from esa.engine.windows import check_window_settings  # noqa: E402
-from esa.stageio import Manifest, load_params, write_json  # noqa: E402
+from esa.stageio import Manifest, bad_input, load_params, stage_parser, write_json  # noqa: E402
 
 REQUIRED = ("model", "data", "split", "context", "stride", "max_windows", "batch_size")
 
@@ -31,24 +30,13 @@ def read_params(key: str, path: str) -> dict:
     return params
 
 
-def _message(exc: Exception) -> str:
-    # KeyError's str() wraps the message in quotes.
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--key", required=True, help="dotted key of the evaluation params in params.yaml")
-    parser.add_argument("--seed", required=True, type=int)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--spec", default=None, help="the spec this run came from (recorded only)")
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__, what="evaluation", seed=True, spec=True)
     args = parser.parse_args(argv)
     try:
         params = read_params(args.key, args.params)
     except (KeyError, ValueError, OSError) as exc:
-        print(f"evaluate: bad params: {_message(exc)}", file=sys.stderr)
-        return 2
+        return bad_input("evaluate", exc, "bad params")
 
     import torch
 
@@ -66,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         load_time = time.perf_counter() - t0
         check_settings(model, context=params["context"], stride=params["stride"], batch_size=params["batch_size"])
     except (ValueError, OSError) as exc:
-        print(f"evaluate: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return bad_input("evaluate", exc)
 
     with Manifest(args.out, params=params, spec=args.spec, stage="evaluate") as manifest:
         resolved = resolve_device(device)

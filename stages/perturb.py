@@ -12,14 +12,13 @@ is recorded as diverged, never a crash.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
 
-from esa.stageio import Manifest, load_params, write_json  # noqa: E402
+from esa.stageio import Manifest, bad_input, load_params, stage_parser, write_json  # noqa: E402
 
 REQUIRED = ("model", "data", "perturbation", "levels", "controls", "scores", "context", "stride", "max_windows",
             "batch_size", "eval_seed")
@@ -65,14 +64,9 @@ def selections(params: dict, scores_dir: Path, model, seed: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--key", required=True)
-    parser.add_argument("--seed", required=True, type=int)
+    parser = stage_parser(__doc__, what="perturbation run", seed=True, spec=True)
     parser.add_argument("--scores", required=True, type=Path, help="a Phase-2 scoring stage's output folder")
     parser.add_argument("--baseline", required=True, type=Path, help="the shared baseline evaluation's folder")
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--spec", default=None)
-    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     try:
         params = load_params(args.key, args.params)
@@ -83,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             if not path.exists():
                 raise KeyError(f"{path} does not exist (run the scoring and baseline stages first)")
     except (KeyError, OSError) as exc:
-        print(f"perturb: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
+        return bad_input("perturb", exc)
 
     import numpy as np
     import pandas as pd
@@ -103,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         model, tokenizer = load_model(str(params["model"]), dtype=params.get("dtype", "float32"), device=str(device))
         docs = load_split(Path(params["data"]), "evaluation")
     except (ValueError, OSError) as exc:
-        print(f"perturb: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return bad_input("perturb", exc)
 
     baseline = pd.read_parquet(args.baseline / "sequences.parquet")
     with Manifest(args.out, params=params, spec=args.spec, stage="perturb") as manifest:

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -15,20 +14,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from
 from esa.engine.models import quiet_hub_progress  # noqa: E402
 from esa.engine.reference import build_reference, validate_config  # noqa: E402
 from esa.registry import ReferenceModel  # noqa: E402
-from esa.stageio import Manifest, load_params  # noqa: E402
-
-
-def _message(exc: Exception) -> str:
-    # KeyError's str() wraps the message in quotes.
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+from esa.stageio import Manifest, bad_input, load_params, stage_parser  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--key", required=True, help="dotted key of the model params in params.yaml")
+    parser = stage_parser(__doc__, what="model")
     parser.add_argument("--corpus", required=True, type=Path, help="corpus directory (output of stages/corpus.py)")
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     try:
         params = load_params(args.key, args.params)
@@ -36,8 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         validate_config(cfg)
         splits = json.loads((args.corpus / "splits.json").read_text())
     except (KeyError, TypeError, OSError, ValueError) as exc:
-        print(f"reference: bad params or corpus: {_message(exc)}", file=sys.stderr)
-        return 2
+        return bad_input("reference", exc, "bad params or corpus")
 
     quiet_hub_progress()
     with Manifest(args.out, params=params, stage="reference") as manifest:

@@ -11,14 +11,13 @@ tensor_stats.parquet (with log-spaced histograms), layer_component.parquet, supe
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
 
-from esa.stageio import Manifest, load_params, write_json  # noqa: E402
+from esa.stageio import Manifest, bad_input, load_params, stage_parser, write_json  # noqa: E402
 
 SAVE_SCORES_AUTO_LIMIT = 100_000_000  # parameters; full score tensors of larger models are not kept
 
@@ -59,12 +58,7 @@ def select_and_describe(result, targets, metric: str, params: dict):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--key", required=True, help="dotted key of the run's params in params.yaml")
-    parser.add_argument("--seed", required=True, type=int)
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--spec", default=None, help="the spec this run came from (recorded only)")
-    parser.add_argument("--params", default="params.yaml")
+    parser = stage_parser(__doc__, what="run's", seed=True, spec=True)
     args = parser.parse_args(argv)
     try:
         params = load_params(args.key, args.params)
@@ -72,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise KeyError(f"params at '{args.key}' lack {', '.join(missing)}")
     except (KeyError, OSError) as exc:
-        print(f"score: bad params: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
+        return bad_input("score", exc, "bad params")
 
     import pandas as pd
     import torch
@@ -92,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         model, tokenizer = load_model(str(params["model"]), dtype=dtype, device=device)
         docs = load_split(Path(params["data"]), params.get("split", "calibration"))
     except (ValueError, OSError) as exc:
-        print(f"score: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return bad_input("score", exc)
 
     with Manifest(args.out, params=params, spec=args.spec, stage="score") as manifest:
         resolved = resolve_device(device)
