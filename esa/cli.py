@@ -194,6 +194,9 @@ def report_command(page: str | None, out: str | None, no_quarto: bool) -> None:
             print_grades(json.loads(grades.read_text()))
     for path in paths:
         click.echo(f"report: {Path(path).resolve()}")
+    index = next((p for p in paths if Path(p).stem == "index"), None)
+    if page is None and index is not None:
+        click.echo(f"lab notebook (open this): {Path(index).resolve()}")
 
 
 def _register_commands() -> None:
