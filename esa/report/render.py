@@ -305,7 +305,7 @@ def report_css() -> str:
     return f"""
 :root {{ --fg: #1b1b1b; --muted: #5c5c5c; --rule: #d9d9d9; --bg-alt: #f5f6f7; --link: #0b5cad; }}
 html {{ font-size: 16px; }}
-body {{ margin: 0 auto; max-width: 60rem; padding: 2rem 1.25rem 4rem; color: var(--fg); background: #fff;
+body {{ margin: 0 auto; max-width: 70rem; padding: 2rem 1.25rem 4rem; color: var(--fg); background: #fff;
   font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
   line-height: 1.55; }}
 h1, h2, h3 {{ line-height: 1.25; margin-top: 2rem; }}
@@ -324,6 +324,10 @@ thead th {{ border-bottom: 2px solid var(--fg); white-space: nowrap; }}
 tbody tr:nth-child(even) {{ background: var(--bg-alt); }}
 td {{ font-variant-numeric: tabular-nums; }}
 small.reason {{ color: var(--muted); }}
+table.grade-table {{ display: table; width: 100%; }}
+table.grade-table td:nth-child(3) {{ min-width: 16rem; }}
+table.grade-table td:nth-child(4), table.grade-table td:nth-child(6), table.grade-table td:nth-child(7),
+table.grade-table td:nth-child(8) {{ white-space: nowrap; }}
 svg, img {{ max-width: 100%; height: auto; }}
 .badge {{ display: inline-block; padding: 0.05rem 0.5rem; border-radius: 999px; font-size: 0.8rem;
   font-weight: 600; white-space: nowrap; color: #111; }}

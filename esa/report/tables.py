@@ -68,7 +68,8 @@ def _evidence(paths: Iterable[str], link_root: str) -> str:
         href = f"{link_root.rstrip('/')}/{path}" if link_root else path
         # Within a phase's results, the run folder and file name identify the artifact.
         name = path.split("/", 2)[-1] if path.startswith("results/") else path
-        links.append(f'<a href="{html.escape(href)}" title="{html.escape(path)}">{html.escape(name)}</a>')
+        shown = html.escape(name).replace("/", "/<wbr>")  # long paths break after a folder, not mid-name
+        links.append(f'<a href="{html.escape(href)}" title="{html.escape(path)}">{shown}</a>')
     if len(links) > 2:  # long evidence lists fold away so the table stays readable
         return f"<details><summary>{len(links)} files</summary>{'<br>'.join(links)}</details>"
     return "<br>".join(links) or DASH
