@@ -80,7 +80,11 @@ def experiments_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
             row["params changed"] = ", ".join(f"{k}={after[k]}" for k in sorted(after) if before.get(k) != after[k])
         rows.append(row)
     frame = pd.DataFrame(rows)
-    return frame.fillna("—") if len(frame) else frame
+    if not len(frame):
+        return frame
+    # Newest first; the workspace (no timestamp) is the newest state of all.
+    order = frame["created"].where(frame["run"] != "workspace", "9999")
+    return frame.loc[order.sort_values(ascending=False, kind="stable").index].reset_index(drop=True).fillna("—")
 
 
 def verdict_chart(entries: Sequence[LogEntry]) -> alt.Chart | None:

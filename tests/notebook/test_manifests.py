@@ -55,6 +55,7 @@ def test_experiments_table_names_the_changed_params():
                                                                           "inconclusive": 0}}}}}}]}]},
             {"rev": "c0", "data": {"metrics": {"results/phase1/grades.json": {"error": {"type": "FileNotFoundError"}}}}}]
     frame = experiments_frame(parse_exp_show(rows))
-    assert list(frame["run"]) == ["commit c1 (main)", "experiment tidy-cat (from c1)"]  # c0 has no results
-    assert list(frame["phase1"]) == ["1/2/0", "3/0/0"]
-    assert frame.loc[1, "params changed"] == "phase1.smoke.k=5"
+    # Newest first; c0 has no results (no dvc.lock in that commit), so it is left out.
+    assert list(frame["run"]) == ["experiment tidy-cat (from c1)", "commit c1 (main)"]
+    assert list(frame["phase1"]) == ["3/0/0", "1/2/0"]
+    assert frame.loc[0, "params changed"] == "phase1.smoke.k=5"
