@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,12 +27,14 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import RESULTS, clock, machine, write_section  # noqa: E402
 
 from esa.engine.gradient_pass import bare_fwd_bwd  # noqa: E402
 from esa.engine.scoring import score_model  # noqa: E402
 
 GRAD_METRICS = ["grad_x_weight", "grad_squared", "obd", "act_mag"]
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Phase 2 scoring (CPU)"
 
 
@@ -67,11 +68,6 @@ def setup(args):
     windows = [torch.randint(0, args.vocab, (args.seq_len,), generator=gen) for _ in range(args.seqs)]
     return model, list(model.named_parameters()), windows
 
-
-def clock(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def gradient_with_topk(model, params, windows, k: int = 100) -> None:
@@ -136,27 +132,6 @@ def spread(ratios: list[float]) -> str:
     return f"{statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f}, n={len(ratios)})"
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, torch {torch.__version__}, {torch.get_num_threads()} torch threads"
-
-
-def write_results(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
-    RESULTS.write_text(new.rstrip("\n") + "\n")
 
 
 def main(argv=None) -> int:
@@ -243,7 +218,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     if args.write:
-        write_results(text)
+        write_section(SECTION, text)
         print(f"written to {RESULTS.relative_to(ROOT)}")
     return 0
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from phase2_cpu import machine  # noqa: E402
+from common import RESULTS, clock, machine, write_section  # noqa: E402
 
 from esa.engine.controls import random_k, super_set  # noqa: E402
 from esa.engine.perturb import (BitFlipParams, GaussParams, ZeroParams, apply, checksum,  # noqa: E402
@@ -35,7 +35,6 @@ from esa.engine.perturb import (BitFlipParams, GaussParams, ZeroParams, apply, c
 from esa.engine.select import Selector  # noqa: E402
 from esa.engine.targets import scored_parameters  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Phase 3 perturbation (CPU)"
 CONDITIONS = [("zero", ZeroParams()), ("gauss_noise", GaussParams(1.0)), ("bit_flip", BitFlipParams("exponent_msb"))]
 METHODS = ["crc32", "sha256", "intsum"]
@@ -63,7 +62,7 @@ def build(args):
     path = args.model or (str(ROOT / "models" / "ref-s") if (ROOT / "models" / "ref-s").exists() else None)
     if path:
         from esa.engine.models import load_model
-        model = load_model(path, "float32", "cpu").eval()
+        model, _ = load_model(path, "float32", "cpu")
         label = f"`{path}`"
     else:
         torch.manual_seed(0)
@@ -91,11 +90,6 @@ def eval_pass(model, ids, batch: int) -> float:
     return total
 
 
-def clock(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
 
 def condition(model, sel, name, p, reference) -> dict[str, float]:
     """One condition's overhead, split into its parts."""
@@ -113,16 +107,6 @@ def rng(xs: list[float], scale: float = 1.0, fmt: str = "{:.3f}") -> str:
     return (fmt.format(statistics.median(xs) * scale) + " (" + fmt.format(min(xs) * scale) + "-"
             + fmt.format(max(xs) * scale) + ")")
 
-
-def write_results(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
-    RESULTS.write_text(new.rstrip("\n") + "\n")
 
 
 def main(argv=None) -> int:
@@ -218,7 +202,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     if args.write:
-        write_results(text)
+        write_section(SECTION, text)
         print(f"written to {RESULTS.relative_to(ROOT)}")
     return 0
 
