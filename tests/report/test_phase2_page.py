@@ -14,26 +14,18 @@ import pytest
 
 from esa.engine.score_stats import HIST_EDGES_LOG10
 from esa.report import charts, charts_phase2 as c2, tables_phase2 as t2
-from esa.report.render import external_refs, render_qmd
+from esa.report.render import external_refs
 
 REPO = Path(__file__).resolve().parents[2]
-PHASE2 = REPO / "reports" / "phase2.qmd"
 FIXTURE = Path(__file__).parent / "data" / "phase2"  # a project root: specs/ and results/phase2/
 
 
-def _render(project: Path) -> str:
-    qmd = project / "reports" / "phase2.qmd"
-    qmd.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PHASE2, qmd)
-    out = render_qmd(qmd, project / "reports" / "_site" / "phase2.html", project_root=project, use_quarto=False)
-    return out.read_text(encoding="utf-8")
-
 
 @pytest.fixture(scope="module")
-def html(tmp_path_factory: pytest.TempPathFactory) -> str:
+def html(tmp_path_factory: pytest.TempPathFactory, render_page) -> str:
     project = tmp_path_factory.mktemp("project")
     shutil.copytree(FIXTURE, project, dirs_exist_ok=True)
-    return _render(project)
+    return render_page(project, "phase2")
 
 
 def _rows(html: str) -> list[str]:
@@ -66,10 +58,10 @@ def test_self_contained(html: str) -> None:
     assert external_refs(html) == []
 
 
-def test_missing_results_shows_notice(tmp_path: Path) -> None:
+def test_missing_results_shows_notice(tmp_path: Path, render_page) -> None:
     (tmp_path / "specs").mkdir()
     shutil.copy(FIXTURE / "specs" / "phase2.yaml", tmp_path / "specs" / "phase2.yaml")
-    html = _render(tmp_path)
+    html = render_page(tmp_path, "phase2")
     assert "No results yet." in html and "results/phase2/grades.json" in html
     assert "Traceback" not in html
 

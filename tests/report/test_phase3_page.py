@@ -14,26 +14,18 @@ import pandas as pd
 import pytest
 
 from esa.report import charts, charts_phase3 as c3, tables_phase3 as t3, tables_phase3_stats as s3
-from esa.report.render import external_refs, render_qmd
+from esa.report.render import external_refs
 
 REPO = Path(__file__).resolve().parents[2]
-PHASE3 = REPO / "reports" / "phase3.qmd"
 FIXTURE = Path(__file__).parent / "data" / "phase3"  # a project root: specs/ and results/phase3/
 
 
-def _render(project: Path) -> str:
-    qmd = project / "reports" / "phase3.qmd"
-    qmd.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PHASE3, qmd)
-    out = render_qmd(qmd, project / "reports" / "_site" / "phase3.html", project_root=project, use_quarto=False)
-    return out.read_text(encoding="utf-8")
-
 
 @pytest.fixture(scope="module")
-def html(tmp_path_factory: pytest.TempPathFactory) -> str:
+def html(tmp_path_factory: pytest.TempPathFactory, render_page) -> str:
     project = tmp_path_factory.mktemp("project")
     shutil.copytree(FIXTURE, project, dirs_exist_ok=True)
-    return _render(project)
+    return render_page(project, "phase3")
 
 
 def test_criteria_and_statuses(html: str) -> None:
@@ -65,9 +57,9 @@ def test_self_contained(html: str) -> None:
     assert external_refs(html) == []
 
 
-def test_missing_results_shows_notice(tmp_path: Path) -> None:
+def test_missing_results_shows_notice(tmp_path: Path, render_page) -> None:
     shutil.copytree(FIXTURE / "specs", tmp_path / "specs")
-    html = _render(tmp_path)
+    html = render_page(tmp_path, "phase3")
     assert "No results yet." in html and "results/phase3/grades.json" in html
     assert "Traceback" not in html
 
