@@ -110,30 +110,19 @@ def lock_command(spec: str, reason: str | None) -> None:
 
     if not Path(spec).exists():
         raise EsaUsageError(f"{spec}: no such spec file")
-    name = f"phase{load_phase(spec)}"
+    from esa.spec import load_spec
+
+    name = load_spec(spec).name
     path, message = write_lock(spec, results_dir=Path("results") / name, amend_reason=reason)
     click.echo(message)
     if Path("dvc.yaml").exists():
         # The grade stage depends on the lock once it exists: recompile so `dvc repro` regrades.
-        from esa.compile import compile_specs, read_sources
+        from esa.compile import compile_specs, read_sources, relative_source
 
         sources = read_sources(Path("dvc.yaml"))
-        if Path(spec).as_posix() in sources or _relative(spec) in sources:
+        if relative_source(spec, Path.cwd()) in sources:
             compile_specs(sources, Path.cwd()).write(Path.cwd())
             click.echo(f"recompiled dvc.yaml: grade.{name} now depends on {path.as_posix()}")
-
-
-def load_phase(spec: str) -> int:
-    from esa.spec import load_spec
-
-    return load_spec(spec).phase
-
-
-def _relative(path: str) -> str:
-    try:
-        return Path(path).resolve().relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return Path(path).as_posix()
 
 
 @main.command("log")

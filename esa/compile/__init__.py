@@ -35,7 +35,8 @@ class CompileResult:
         return stale
 
 
-def _relative(path: str | Path, root: Path) -> str:
+def relative_source(path: str | Path, root: Path) -> str:
+    """A spec's path as dvc.yaml records it: relative to the project root."""
     path = Path(path)
     absolute = path if path.is_absolute() else (root / path)
     try:
@@ -46,7 +47,7 @@ def _relative(path: str | Path, root: Path) -> str:
 
 def resolve_sources(specs: list[str], root: Path, fresh: bool = False) -> list[str]:
     """The specs to compile: those given plus those the current dvc.yaml was compiled from (so phases accumulate)."""
-    given = [_relative(spec, root) for spec in specs]
+    given = [relative_source(spec, root) for spec in specs]
     recorded = [] if fresh else read_sources(root / "dvc.yaml")
     missing = [path for path in recorded if path not in given and not (root / path).exists()]
     if missing:

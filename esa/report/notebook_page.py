@@ -15,7 +15,7 @@ from esa.notebook.history import RunRecord
 from esa.notebook.log import LogEntry, duration_text, flatten, lock_text
 from esa.notebook.manifests import ManifestRecord
 from esa.report.provenance import lock_badge
-from esa.report.tables import TABLE_CLASS, _table, badge, status_line
+from esa.report.tables import TABLE_CLASS, badge, html_table, status_line
 
 PHASE_STATUS = ("pass", "fail", "inconclusive")
 
@@ -37,7 +37,7 @@ def phases_table(root: Path, pages: Sequence[str]) -> str:
         lock = lock_text(grades["lock"]) if grades.get("lock") else "unknown"
         rows.append([link, html.escape(str(grades.get("title", ""))), status_line(grades), lock_badge(lock),
                      html.escape(short_time(grades.get("graded_at")))])
-    return _table(["phase", "title", "verdict", "pre-registration", "graded"], rows, f"{TABLE_CLASS} phases")
+    return html_table(["phase", "title", "verdict", "pre-registration", "graded"], rows, f"{TABLE_CLASS} phases")
 
 
 def log_html(entries: Sequence[LogEntry]) -> str:

@@ -74,11 +74,7 @@ def render_qmd(
     qmd, project_root = Path(qmd).resolve(), Path(project_root).resolve()
     out_html = Path(out_html or default_output(qmd)).resolve()
     out_html.parent.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        ENV_PROJECT_ROOT: str(project_root),
-        ENV_LINK_ROOT: Path(os.path.relpath(project_root, out_html.parent)).as_posix(),
-    }
+    env = page_env(project_root, out_html.parent)
     quarto = shutil.which("quarto") if use_quarto else None
     if quarto:
         html = _render_quarto(quarto, qmd, project_root, env)
@@ -92,6 +88,12 @@ def render_qmd(
         raise ReportError(f"{qmd.name}: output would not work offline; external references: {refs[:5]}")
     out_html.write_text(html, encoding="utf-8")
     return out_html
+
+
+def page_env(project_root: Path, out_dir: Path) -> dict[str, str]:
+    """The environment report cells run in: where the project is, and how links from `out_dir` reach it."""
+    return {**os.environ, ENV_PROJECT_ROOT: str(project_root),
+            ENV_LINK_ROOT: Path(os.path.relpath(project_root, out_dir)).as_posix()}
 
 
 def strip_namespaces(html: str) -> str:

@@ -7,7 +7,6 @@ through the offline fallback of render.py, with the same navigation bar the Quar
 from __future__ import annotations
 
 import html
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -16,8 +15,7 @@ from typing import Any
 
 import yaml
 
-from esa.report.render import (ENV_LINK_ROOT, ENV_PROJECT_ROOT, ReportError, external_refs, render_qmd,
-                               strip_namespaces)
+from esa.report.render import ReportError, external_refs, page_env, render_qmd, strip_namespaces
 
 CONFIG = "_quarto.yml"
 
@@ -73,8 +71,7 @@ def render_site(reports_dir: Path, project_root: Path, *, use_quarto: bool = Tru
 
 def _render_quarto_site(quarto: str, reports_dir: Path, project_root: Path, out_dir: Path,
                         config: SiteConfig) -> list[Path]:
-    env = {**os.environ, ENV_PROJECT_ROOT: str(project_root),
-           ENV_LINK_ROOT: Path(os.path.relpath(project_root, out_dir)).as_posix()}
+    env = page_env(project_root, out_dir)
     cmd = [quarto, "render", str(reports_dir), "--execute-dir", str(project_root)]
     proc = subprocess.run(cmd, cwd=reports_dir, env=env, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -75,7 +75,7 @@ def _evidence(paths: Iterable[str], link_root: str) -> str:
     return "<br>".join(links) or DASH
 
 
-def _table(headers: list[str], rows: list[list[str]], css: str = TABLE_CLASS) -> str:
+def html_table(headers: list[str], rows: list[list[str]], css: str = TABLE_CLASS) -> str:
     head = "".join(f"<th>{h}</th>" for h in headers)
     body = "\n".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     return f'<table class="{css}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>'
@@ -102,7 +102,7 @@ def grade_table(grades: Mapping[str, Any], link_root: str = "") -> str:
                 _evidence(c.get("evidence", []), link_root),
             ]
         )
-    return _table(headers, rows, f"{TABLE_CLASS} grade-table")
+    return html_table(headers, rows, f"{TABLE_CLASS} grade-table")
 
 
 def _reason(criterion: Mapping[str, Any]) -> str:

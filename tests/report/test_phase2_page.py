@@ -16,7 +16,6 @@ from esa.engine.score_stats import HIST_EDGES_LOG10
 from esa.report import charts, charts_phase2 as c2, tables_phase2 as t2
 from esa.report.render import external_refs
 
-REPO = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).parent / "data" / "phase2"  # a project root: specs/ and results/phase2/
 
 

@@ -16,7 +16,6 @@ import pytest
 from esa.report import charts, charts_phase3 as c3, tables_phase3 as t3, tables_phase3_stats as s3
 from esa.report.render import external_refs
 
-REPO = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).parent / "data" / "phase3"  # a project root: specs/ and results/phase3/
 
 
