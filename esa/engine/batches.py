@@ -7,22 +7,31 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from esa.engine.windows import make_windows, sample_windows, tokenize_docs
+from esa.engine.windows import WindowDraw, draw_windows, make_windows, tokenize_docs
 
 Params = list[tuple[str, torch.nn.Parameter]]
 
 
 
 def calibration_windows(tokenizer, docs: list[dict], *, context: int, max_windows: int,
-                        seed: int) -> list[torch.Tensor]:
-    """A seeded sample of windows of up to ``context`` tokens, one token-id tensor each.
+                        seed: int, folds: int = 1, fold: int = 0) -> list[torch.Tensor]:
+    """A seeded sample of windows of up to ``context`` tokens, one token-id tensor each (see ``calibration_draw``)."""
+    return calibration_draw(tokenizer, docs, context=context, max_windows=max_windows, seed=seed, folds=folds,
+                            fold=fold)[0]
+
+
+def calibration_draw(tokenizer, docs: list[dict], *, context: int, max_windows: int, seed: int, folds: int = 1,
+                     fold: int = 0) -> tuple[list[torch.Tensor], WindowDraw]:
+    """The windows' token ids and the draw's record.
 
     Windows start every ``context - 1`` tokens, so consecutive windows share one token and every token of a
-    document but its first is predicted exactly once over all windows.
+    document but its first is predicted exactly once over all windows. ``folds``/``fold``: the document-disjoint
+    part of the pool this seed draws from (``esa.engine.windows.draw_windows``).
     """
     tokenized = tokenize_docs(tokenizer, docs)
-    windows = sample_windows(make_windows(tokenized, context, context - 1), max_windows, seed)
-    return [torch.tensor(tokenized[w.doc].ids[w.start: w.end], dtype=torch.long) for w in windows]
+    draw = draw_windows(tokenized, make_windows(tokenized, context, context - 1), max_windows=max_windows,
+                        seed=seed, folds=folds, fold=fold)
+    return [torch.tensor(tokenized[w.doc].ids[w.start: w.end], dtype=torch.long) for w in draw.windows], draw
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from esa.engine.models import max_context, n_params
-from esa.engine.windows import (TokenizedDoc, Window, check_window_settings, make_windows, sample_windows,
-                                tokenize_docs)
+from esa.engine.windows import (TokenizedDoc, Window, WindowDraw, check_window_settings, draw_windows,
+                                make_windows, tokenize_docs)
 
 SEQUENCE_COLUMNS = ["window_id", "doc_id", "start", "n_tokens", "n_bytes", "nll_sum", "n_correct"]
 
@@ -81,18 +81,20 @@ class EvalWindows:
     pad_id: int
     context: int
     stride: int
+    draw: WindowDraw | None = None
 
 
 def prepare_windows(tokenizer, docs: list[dict], *, context: int, stride: int, max_windows: int,
-                    seed: int) -> EvalWindows:
+                    seed: int, folds: int = 1, fold: int = 0) -> EvalWindows:
+    """Tokenize once and draw this seed's windows from its document-disjoint part ``fold`` of ``folds``."""
     check_window_settings(context, stride)
     tokenized = tokenize_docs(tokenizer, docs)
     all_windows = make_windows(tokenized, context, stride)
     if not all_windows:
         raise ValueError("no evaluation windows: the documents are empty")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    return EvalWindows(tokenized, sample_windows(all_windows, max_windows, seed), len(all_windows), pad_id,
-                       context, stride)
+    draw = draw_windows(tokenized, all_windows, max_windows=max_windows, seed=seed, folds=folds, fold=fold)
+    return EvalWindows(tokenized, draw.windows, len(all_windows), pad_id, context, stride, draw)
 
 
 def evaluate_windows(model, prepared: EvalWindows, *, batch_size: int, device: torch.device | str = "cpu",
@@ -111,10 +113,12 @@ def evaluate_windows(model, prepared: EvalWindows, *, batch_size: int, device: t
 
 
 def evaluate(model, tokenizer, docs: list[dict], *, context: int, stride: int, max_windows: int, batch_size: int,
-             seed: int, device: torch.device | str = "cpu", progress: bool = True) -> tuple[dict, pd.DataFrame]:
+             seed: int, device: torch.device | str = "cpu", progress: bool = True, folds: int = 1,
+             fold: int = 0) -> tuple[dict, pd.DataFrame]:
     """Score a seeded sample of sliding windows over ``docs``; return (metrics, one row per window)."""
     check_settings(model, context=context, stride=stride, batch_size=batch_size)
-    prepared = prepare_windows(tokenizer, docs, context=context, stride=stride, max_windows=max_windows, seed=seed)
+    prepared = prepare_windows(tokenizer, docs, context=context, stride=stride, max_windows=max_windows, seed=seed,
+                               folds=folds, fold=fold)
     return evaluate_windows(model, prepared, batch_size=batch_size, device=device, progress=progress)
 
 

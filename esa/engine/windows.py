@@ -9,7 +9,8 @@ first is scored exactly once, and each scored token sees at least ``context - st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -98,3 +99,92 @@ def sample_windows(windows: list[Window], max_windows: int, seed: int) -> list[W
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(len(windows), size=max_windows, replace=False))
     return [windows[i] for i in picked]
+
+
+# ---------------------------------------------------------------- disjoint draws for several seeds
+
+
+@dataclass
+class WindowDraw:
+    """The windows one seed evaluates or scores on, and where they came from (recorded in each stage's outputs).
+
+    The pool is split into ``folds`` disjoint parts by document (by window when there are fewer documents than
+    folds); seed number ``fold`` of the plan draws only from its own part, so two seeds never share a document.
+    """
+
+    windows: list[Window]
+    unit: str  # document | window
+    folds: int
+    fold: int
+    pool_windows: int
+    pool_docs: int
+    fold_windows: int
+    fold_docs: int
+    requested: int  # max_windows (0 = all)
+    doc_ids: list[str] = field(default_factory=list)  # documents the drawn windows come from, sorted
+    window_ids: list[str] = field(default_factory=list)  # "doc_id:start" of every drawn window, sorted
+
+    @property
+    def shortfall(self) -> bool:
+        """Fewer windows than asked for: the seed's part of the pool is too small."""
+        return 0 < self.requested and len(self.windows) < self.requested
+
+    def record(self) -> dict:
+        return {"unit": self.unit, "folds": self.folds, "fold": self.fold, "pool_windows": self.pool_windows,
+                "pool_docs": self.pool_docs, "fold_windows": self.fold_windows, "fold_docs": self.fold_docs,
+                "requested": self.requested, "n_windows": len(self.windows), "shortfall": self.shortfall,
+                "n_docs": len(self.doc_ids), "doc_ids": self.doc_ids, "window_ids": self.window_ids}
+
+
+def _stable_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _fold_of_docs(doc_ids: list[str], sizes: list[int], folds: int) -> list[int]:
+    """Balanced, deterministic assignment: largest documents first (ties by hash of the id), each to the part
+    with the fewest windows so far. Depends only on the pool, never on a seed."""
+    order = sorted(range(len(doc_ids)), key=lambda i: (-sizes[i], _stable_key(doc_ids[i])))
+    load = [0] * folds
+    fold = [0] * len(doc_ids)
+    for i in order:
+        target = min(range(folds), key=lambda f: (load[f], f))
+        fold[i] = target
+        load[target] += sizes[i]
+    return fold
+
+
+def draw_windows(docs: list[TokenizedDoc], windows: list[Window], *, max_windows: int, seed: int, folds: int = 1,
+                 fold: int = 0) -> WindowDraw:
+    """Part ``fold`` of ``folds`` document-disjoint parts of the pool, then a seeded draw of up to ``max_windows``
+    of its windows (all when ``max_windows`` <= 0 or the part is smaller), returned in corpus order."""
+    if folds < 1 or not 0 <= fold < folds:
+        raise ValueError(f"fold {fold} of {folds} is not a valid part")
+    by_doc: dict[int, int] = {}
+    for w in windows:
+        by_doc[w.doc] = by_doc.get(w.doc, 0) + 1
+    doc_index = sorted(by_doc)
+    unit = "document" if len(doc_index) >= folds else "window"
+    if unit == "document":
+        parts = _fold_of_docs([docs[d].doc_id for d in doc_index], [by_doc[d] for d in doc_index], folds)
+        part_of = dict(zip(doc_index, parts))
+        mine = [w for w in windows if part_of[w.doc] == fold]
+    else:
+        order = sorted(range(len(windows)), key=lambda i: _stable_key(f"{docs[windows[i].doc].doc_id}:"
+                                                                      f"{windows[i].start}"))
+        chosen = sorted(order[fold::folds])
+        mine = [windows[i] for i in chosen]
+    picked = sample_windows(mine, max_windows, seed)
+    return WindowDraw(
+        windows=picked, unit=unit, folds=folds, fold=fold, pool_windows=len(windows), pool_docs=len(doc_index),
+        fold_windows=len(mine), fold_docs=len({w.doc for w in mine}), requested=int(max_windows),
+        doc_ids=sorted({docs[w.doc].doc_id for w in picked}),
+        window_ids=sorted(f"{docs[w.doc].doc_id}:{w.start}" for w in picked))
+
+
+def fold_of_seed(seed: int, seed_plan: list[int] | None) -> tuple[int, int]:
+    """(folds, fold) for one seed of a plan: seed number i of n draws from part i of n."""
+    if not seed_plan:
+        return 1, 0
+    if seed not in seed_plan:
+        raise ValueError(f"seed {seed} is not in the run's seed plan {seed_plan}")
+    return len(seed_plan), list(seed_plan).index(seed)

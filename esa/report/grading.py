@@ -35,6 +35,39 @@ def compare(value: float | None, criterion, evidence: list[str], reason: str = "
                  + (f"; {reason}" if reason else ""), evidence)
 
 
+def compare_ci(value: float | None, ci: tuple[float, float] | list[float] | None, criterion, evidence: list[str],
+               reason: str = "", p: float | None = None) -> Grade:
+    """A verdict that uses its uncertainty: pass only when the whole CI lies on the passing side of the threshold,
+    fail when the whole CI lies on the failing side, inconclusive when it straddles the threshold.
+
+    CI ends may be infinite (an unbounded side). No finite value or no CI: inconclusive.
+    """
+    def done(status: str, why: str) -> Grade:
+        return Grade(value, status, why + (f"; {reason}" if reason else ""), evidence,
+                     None if ci is None else [float(c) for c in ci], p)
+
+    if value is None or not math.isfinite(value):
+        return Grade(value, "inconclusive", reason or "no finite value to grade", evidence,
+                     None if ci is None else [float(c) for c in ci], p)
+    if ci is None or len(ci) != 2 or any(math.isnan(c) for c in ci):
+        return done("inconclusive", f"{value:.4g} has no confidence interval")
+    lo, hi = sorted(float(c) for c in ci)
+    cmp, thr = criterion.comparator, criterion.threshold
+    test = COMPARATORS[cmp]
+    shown = f"CI [{lo:.4g}, {hi:.4g}] {cmp} {thr:g}"
+    if cmp == "==":
+        if lo == hi == thr:
+            return done("pass", f"{shown}: the interval is the threshold")
+        if thr < lo or thr > hi:
+            return done("fail", f"{shown}: the threshold lies outside the interval")
+        return done("inconclusive", f"{shown}: the interval contains the threshold but is not a point")
+    if test(lo, thr) and test(hi, thr):
+        return done("pass", f"{shown} holds for the whole interval")
+    if not test(lo, thr) and not test(hi, thr):
+        return done("fail", f"{shown} fails for the whole interval")
+    return done("inconclusive", f"{shown}: the interval straddles the threshold")
+
+
 EVALUATORS: dict[str, Callable] = {}
 
 

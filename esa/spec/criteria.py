@@ -6,9 +6,11 @@ Add a kind by adding a model here, listing it in ``Criterion`` and registering i
 
 from __future__ import annotations
 
+import math
+
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Comparator = Literal["<", "<=", ">", ">=", "=="]
 EvalMetric = Literal["ppl", "bits_per_byte", "top1_accuracy", "nll_per_token"]
@@ -22,6 +24,14 @@ class _CriterionBase(BaseModel):
     hypothesis: Ident = Field(description="id of the hypothesis this criterion tests")
     description: str = ""
 
+    @model_validator(mode="after")
+    def _finite_threshold(self):
+        # A NaN threshold makes every comparison false: the criterion could never pass.
+        threshold = getattr(self, "threshold", None)
+        if threshold is not None and not math.isfinite(threshold):
+            raise ValueError(f"threshold must be a finite number, got {threshold}")
+        return self
+
 
 class _EvalCriterion(_CriterionBase):
     runs: Literal["all"] | list[Ident] = Field(
@@ -29,7 +39,8 @@ class _EvalCriterion(_CriterionBase):
 
 
 class SeedCV(_EvalCriterion):
-    """Coefficient of variation (std/mean, ddof=1) of a metric across seeds; the worst run is graded."""
+    """Coefficient of variation (std/mean, ddof=1) of a metric across seeds (disjoint data), with a chi-square
+    confidence interval on the standard deviation; the worst run is graded, and passes only when its CI does."""
 
     kind: Literal["seed_cv"]
     metric: EvalMetric = "ppl"
@@ -49,13 +60,14 @@ class Finite(_EvalCriterion):
 class PplSanity(_EvalCriterion):
     """Worst-case PPL as a fraction of the vocabulary size (a uniform guess scores 1.0).
 
-    A PPL below ``suspicious_below`` fails as suspicious: on real text it signals leakage or repeated data.
+    A PPL below ``suspicious_below`` fails as suspicious: on real text a PPL below ~3 signals leakage or
+    repeated data.
     """
 
     kind: Literal["ppl_sanity"]
     comparator: Comparator = "<"
     threshold: float = 0.1
-    suspicious_below: float = 1.5
+    suspicious_below: float = 3.0
 
 
 class MetricBound(_EvalCriterion):
@@ -108,21 +120,26 @@ class MetricOverlap(_CriterionBase):
 
 
 class TailRatio(_ScoreCriterion):
-    """Median over scored matrices of mean(top 1% scores) / median score, averaged over seeds."""
+    """Tail excess over a null with no structure: per matrix, mean(top 1%)/median of the scores divided by the
+    same statistic of |w|^p · (the data factor shuffled within the matrix); value = median over matrices (mean
+    over seeds), CI by bootstrap over matrices. 1 means "no heavier than chance"."""
 
     kind: Literal["tail_ratio"]
     comparator: Comparator = ">"
-    threshold: float = 10.0
+    threshold: float = 2.0
 
 
 class Hotspot(_ScoreCriterion):
-    """Chi-square test of global top-k counts per layer or component against parameter share; value = p."""
+    """Enrichment of the most over-represented layer or component in the global top-k: its share of the
+    selected weights over its share of the parameters (mean over seeds, CI over seeds). Graded against the larger
+    of the threshold and the 95th percentile the same statistic reaches when the k weights are drawn at random
+    in proportion to parameter counts (no structure)."""
 
     kind: Literal["hotspot"]
     mode: Literal["global"] = "global"
     by: Literal["layer", "component"] = "component"
-    comparator: Comparator = "<"
-    threshold: float = 0.01
+    comparator: Comparator = ">"
+    threshold: float = 2.0
 
 
 class AblationSpearman(_CriterionBase):
@@ -137,7 +154,8 @@ class AblationSpearman(_CriterionBase):
     threshold: float = 0.5
 
 
-Target = Literal["super", "random_k", "bottom_k"]
+Control = Literal["random_k", "random_matched", "bottom_k"]
+Target = Literal["super", "random_k", "random_matched", "bottom_k"]
 
 
 class _PerturbCriterion(_CriterionBase):
@@ -146,16 +164,18 @@ class _PerturbCriterion(_CriterionBase):
 
 
 class Ratio(_PerturbCriterion):
-    """ΔPPL(super) / ΔPPL(control), paired bootstrap CI over evaluation windows; value = median over seeds."""
+    """ΔPPL(super) / ΔPPL(control), paired bootstrap CI resampling evaluation documents; value = median over
+    seeds, CI = the envelope of the seeds' CIs (pass only when it clears the threshold)."""
 
     kind: Literal["ratio"]
-    control: Literal["random_k", "bottom_k"] = "random_k"
+    control: Control = "random_k"
     comparator: Comparator = ">="
     threshold: float = 5.0
 
 
 class Hierarchy(_PerturbCriterion):
-    """Mean ΔPPL over seeds orders super > random_k > bottom_k (value 1 when it holds, else 0)."""
+    """ΔPPL orders super > random_k > bottom_k: value 1 when every step's difference has a CI above 0 in every
+    seed, 0 when some step is reversed with its CI below 0, inconclusive otherwise."""
 
     kind: Literal["hierarchy"]
     comparator: Comparator = "=="
@@ -163,17 +183,18 @@ class Hierarchy(_PerturbCriterion):
 
 
 class Significance(_PerturbCriterion):
-    """Paired Wilcoxon of per-window ΔNLL (super > control), Holm-corrected across every comparison of the
-    phase; value = the largest corrected p over seeds."""
+    """Paired Wilcoxon of per-document ΔNLL (super > control), Holm-corrected across every distinct comparison
+    of the phase; value = the largest corrected p over seeds. Fails when the effect is significant the other way."""
 
     kind: Literal["significance"]
-    control: Literal["random_k", "bottom_k"] = "random_k"
+    control: Control = "random_k"
     comparator: Comparator = "<"
     threshold: float = 0.01
 
 
 class Monotonic(_PerturbCriterion):
-    """Spearman ρ of ΔPPL(target) against the run's levels (dose-response)."""
+    """Spearman ρ of ΔPPL(target) against the run's levels (dose-response, common random numbers), with a CI
+    from resampling evaluation documents."""
 
     kind: Literal["monotonic"]
     target: Target = "super"
@@ -182,7 +203,7 @@ class Monotonic(_PerturbCriterion):
 
 
 class MinEffect(_PerturbCriterion):
-    """Mean over seeds of ΔPPL(target) at the level."""
+    """Mean over seeds of ΔPPL(target) at the level, with a CI from resampling evaluation documents."""
 
     kind: Literal["min_effect"]
     target: Target = "super"
@@ -191,18 +212,31 @@ class MinEffect(_PerturbCriterion):
 
 
 class Repeatability(_CriterionBase):
-    """The same condition run twice (two runs with identical settings): largest |ΔPPL_a − ΔPPL_b| relative to
-    the seed-to-seed standard deviation of ΔPPL(super)."""
+    """The same perturbation measured again on disjoint evaluation documents (the repeat run uses another
+    ``eval_fold``): |ΔPPL_a − ΔPPL_b| / mean(ΔPPL_a, ΔPPL_b) of the super set, mean over shared seeds, CI from
+    resampling each run's documents. Runs on overlapping windows are a determinism check, not repeatability."""
 
     kind: Literal["repeatability"]
     run: Ident
     repeat: Ident
+    target: Target = "super"
     comparator: Comparator = "<"
-    threshold: float = 1.0
+    threshold: float = 0.5
+
+
+class Determinism(_CriterionBase):
+    """The same condition run twice with identical settings and windows: the largest |ΔPPL_a − ΔPPL_b| over
+    shared conditions (0 on a deterministic backend)."""
+
+    kind: Literal["determinism"]
+    run: Ident
+    repeat: Ident
+    comparator: Comparator = "<="
+    threshold: float = 0.0
 
 
 Criterion = Annotated[
     Union[SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, TailRatio, Hotspot,
-          AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, Repeatability],
+          AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, Repeatability, Determinism],
     Field(discriminator="kind"),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from esa.registry import CORPORA, PROTOCOLS, REFERENCE_MODELS
 
@@ -180,13 +180,19 @@ class ScoresRef(BaseModel):
     metric: MetricName = "grad_x_weight"
     mode: Mode = "per_layer"
     k: int = Field(100, gt=0)
-    seed: int | None = Field(None, description="scoring seed whose top-k is the super set (default: its first)")
+    seed: int | None = Field(None, description=(
+        "one scoring seed whose top-k is the super set of every perturbation seed (only the controls are then "
+        "resampled); default: each perturbation seed uses the scoring seed at the same position, so seeds "
+        "resample the super set too"))
 
 
 class PerturbRun(_RunBase):
     """Perturb the super set and matched controls; evaluate on the same held-out windows as the shared baseline.
 
-    Seeds redraw the random control and noise; ``levels`` turns the run into a dose-response series.
+    Each seed takes the super set of its own scoring seed (paired by position) and redraws the random control and
+    noise; ``levels`` turns the run into a dose-response series (one noise draw, scaled by level). The evaluation
+    pool is split by document into ``eval_folds`` parts and the run evaluates on part ``eval_fold``, so a repeat
+    on another part measures the same effect on disjoint text.
     """
 
     kind: Literal["perturb"]
@@ -200,23 +206,33 @@ class PerturbRun(_RunBase):
     direction: Literal["ascend", "descend"] = "ascend"
     unit: Literal["row", "col", "head", "matrix"] = "row"
     inner: Literal["zero", "gauss_noise", "sign_flip"] = "zero"
-    controls: list[Literal["random_k", "bottom_k"]] = Field(["random_k", "bottom_k"])
+    controls: list[Literal["random_k", "random_matched", "bottom_k"]] = Field(
+        ["random_k", "bottom_k"], description="random_matched: random weights of the same matrix and binary exponent")
     protocol: str = "standard"
     eval_seed: int = Field(1337, description="seed of the evaluation windows shared with the baseline")
+    eval_folds: int = Field(2, gt=0, description="document-disjoint parts the evaluation pool is split into")
+    eval_fold: int = Field(0, ge=0, description="the part this run evaluates on (a repeat uses another)")
 
     _protocol = field_validator("protocol")(classmethod(lambda cls, value: check_protocol(value)))
+
+    @model_validator(mode="after")
+    def _fold(self):
+        if self.eval_fold >= self.eval_folds:
+            raise ValueError(f"eval_fold {self.eval_fold} is outside 0..{self.eval_folds - 1}")
+        return self
 
     def baseline_dir(self) -> str:
         """Where the shared unperturbed evaluation of this run's model, data and windows lives."""
         from esa.spec.sweeps import slug
 
-        return f"results/baselines/{slug(self.model)}-{self.data}/{self.protocol}-{self.dtype}/seed{self.eval_seed}"
+        return (f"results/baselines/{slug(self.model)}-{self.data}/{self.protocol}-{self.dtype}/"
+                f"fold{self.eval_fold}of{self.eval_folds}-seed{self.eval_seed}")
 
     def evaluation(self) -> dict[str, Any]:
         protocol = PROTOCOLS[self.protocol]
         return {"protocol": self.protocol, "context": protocol.context, "stride": protocol.stride,
                 "max_windows": protocol.max_windows, "batch_size": protocol.batch_size, "split": "evaluation",
-                "dtype": self.dtype, "device": self.device}
+                "dtype": self.dtype, "device": self.device, "folds": self.eval_folds, "fold": self.eval_fold}
 
     def resolved(self) -> dict[str, Any]:
         data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "scores"})
