@@ -46,6 +46,30 @@ def bad_input(stage: str, exc: BaseException, what: str = "") -> int:
     return 2
 
 
+def seed_part(params: dict[str, Any], seed: int) -> tuple[int, int]:
+    """(folds, fold): the document-disjoint part of the window pool this seed draws from.
+
+    Explicit ``folds``/``fold`` params (shared baselines) win; otherwise seed number i of the run's ``seed_plan``
+    of n seeds takes part i of n; without a plan the whole pool is one part.
+    """
+    if "folds" in params:
+        return int(params["folds"]), int(params.get("fold", 0))
+    plan = params.get("seed_plan")
+    if not plan:
+        return 1, 0
+    plan = [int(s) for s in plan]
+    if seed not in plan:
+        raise ValueError(f"seed {seed} is not in the run's seed plan {plan}")
+    return len(plan), plan.index(seed)
+
+
+def write_sampling(out: Path, draw) -> dict[str, Any]:
+    """sampling.json: where this seed's windows came from (pool, part, documents); returns the scalar summary."""
+    record = draw.record()
+    write_json(Path(out) / "sampling.json", record)
+    return {k: v for k, v in record.items() if k not in ("doc_ids", "window_ids")}
+
+
 def load_params(key: str, path: str | Path = "params.yaml") -> dict[str, Any]:
     """Return the subtree of params.yaml at a dotted key such as ``phase1.standard-ref-s``."""
     node: Any = yaml.safe_load(Path(path).read_text())

@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
 
-from esa.stageio import Manifest, bad_input, load_params, stage_parser, write_json  # noqa: E402
+from esa.stageio import (Manifest, bad_input, load_params, seed_part, stage_parser, write_json,  # noqa: E402
+                         write_sampling)
 
 REQUIRED = ("model", "data", "metrics", "rank_by")
 DEFAULTS = {"top": 50, "n_random": 300, "eval_windows": 64, "context": 256, "batch_size": 16, "dtype": "float32",
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = read_params(args.key, args.params, args.scores)
+        folds, fold = seed_part(params, args.seed)
     except (KeyError, ValueError, OSError) as exc:
         return bad_input("ablation", exc, "bad params")
 
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     from esa.engine.corpus import load_split
     from esa.engine.metrics import get_metric
     from esa.engine.models import load_model, max_context, quiet_hub_progress, resolve_device
-    from esa.engine.batches import calibration_windows
+    from esa.engine.batches import calibration_draw
 
     quiet_hub_progress()
     torch.manual_seed(args.seed)
@@ -177,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         pad_id = tokenizer.pad_token_id or 0
         # The evaluator's sliding-window sampler with stride context - 1: every token but a window's first is
         # predicted once, so the same windows serve the damage measurement and the evaluation-text scores.
-        windows = calibration_windows(tokenizer, docs, context=params["context"], max_windows=params["eval_windows"],
-                                      seed=args.seed)
+        windows, draw = calibration_draw(tokenizer, docs, context=params["context"], max_windows=params["eval_windows"],
+                                         seed=args.seed, folds=folds, fold=fold)
+        write_sampling(args.out, draw)
         if not windows:
             raise ValueError(f"no {params['split']} windows")
         frame = locate(weights, shapes)

@@ -13,7 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
 
 from esa.engine.windows import check_window_settings  # noqa: E402
-from esa.stageio import Manifest, bad_input, load_params, stage_parser, write_json  # noqa: E402
+from esa.stageio import (Manifest, bad_input, load_params, seed_part, stage_parser, write_json,  # noqa: E402
+                         write_sampling)
 
 REQUIRED = ("model", "data", "split", "context", "stride", "max_windows", "batch_size")
 
@@ -35,13 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = read_params(args.key, args.params)
+        folds, fold = seed_part(params, args.seed)
     except (KeyError, ValueError, OSError) as exc:
         return bad_input("evaluate", exc, "bad params")
 
     import torch
 
     from esa.engine.corpus import load_split
-    from esa.engine.evaluate import check_settings, evaluate
+    from esa.engine.evaluate import check_settings, evaluate_windows, prepare_windows
     from esa.engine.models import load_model, n_params, quiet_hub_progress, resolve_device
 
     quiet_hub_progress()
@@ -63,18 +65,23 @@ def main(argv: list[str] | None = None) -> int:
                      threads=torch.get_num_threads(), split=params["split"], data=str(params["data"]))
         manifest.time("load_model", load_time)
         t0 = time.perf_counter()
-        metrics, frame = evaluate(model, tokenizer, docs, context=params["context"], stride=params["stride"],
-                                  max_windows=params["max_windows"], batch_size=params["batch_size"],
-                                  seed=args.seed, device=resolved)
+        prepared = prepare_windows(tokenizer, docs, context=params["context"], stride=params["stride"],
+                                   max_windows=params["max_windows"], seed=args.seed, folds=folds, fold=fold)
+        metrics, frame = evaluate_windows(model, prepared, batch_size=params["batch_size"], device=resolved)
         manifest.time("evaluate", time.perf_counter() - t0)
+        metrics["sampling"] = write_sampling(args.out, prepared.draw)
         metrics.update(seed=args.seed, protocol=params.get("protocol"), model=str(params["model"]),
                        split=params["split"], context=params["context"], stride=params["stride"], dtype=dtype)
         write_json(args.out / "metrics.json", metrics)
         frame.to_parquet(args.out / "sequences.parquet", index=False)
         manifest.set(status_eval=metrics["status"], n_tokens=metrics["n_tokens"], n_windows=metrics["n_windows"])
+    drawn = metrics["sampling"]
     print(f"evaluate {params['model']} seed {args.seed}: ppl {metrics['ppl']:.3f}, "
           f"bpb {metrics['bits_per_byte']:.4f}, top1 {metrics['top1_accuracy']:.4f} "
-          f"over {metrics['n_tokens']} tokens / {metrics['n_windows']} windows [{metrics['status']}]")
+          f"over {metrics['n_tokens']} tokens / {metrics['n_windows']} windows from {drawn['n_docs']} documents "
+          f"(part {fold + 1} of {folds} of a pool of {drawn['pool_windows']} windows) [{metrics['status']}]"
+          + (f"; only {drawn['n_windows']} of {drawn['requested']} windows fit in the part" if drawn["shortfall"]
+             else ""))
     return 0
 
 

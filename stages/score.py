@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
 
-from esa.stageio import Manifest, bad_input, load_params, stage_parser, write_json  # noqa: E402
+from esa.stageio import (Manifest, bad_input, load_params, seed_part, stage_parser, write_json,  # noqa: E402
+                         write_sampling)
 
 SAVE_SCORES_AUTO_LIMIT = 100_000_000  # parameters; full score tensors of larger models are not kept
 
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         missing = [k for k in ("model", "data", "metrics", "modes", "topk", "max_windows", "context") if k not in params]
         if missing:
             raise KeyError(f"params at '{args.key}' lack {', '.join(missing)}")
-    except (KeyError, OSError) as exc:
+        folds, fold = seed_part(params, args.seed)
+    except (KeyError, ValueError, OSError) as exc:
         return bad_input("score", exc, "bad params")
 
     import pandas as pd
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from esa.engine.corpus import load_split
     from esa.engine.models import load_model, n_params, quiet_hub_progress, resolve_device
-    from esa.engine.batches import calibration_windows
+    from esa.engine.batches import calibration_draw
     from esa.engine.scoring import score_model
     from esa.engine.targets import scored_parameters
 
@@ -89,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with Manifest(args.out, params=params, spec=args.spec, stage="score") as manifest:
         resolved = resolve_device(device)
-        windows = calibration_windows(tokenizer, docs, context=int(params["context"]),
-                                      max_windows=int(params["max_windows"]), seed=args.seed)
+        windows, draw = calibration_draw(tokenizer, docs, context=int(params["context"]),
+                                         max_windows=int(params["max_windows"]), seed=args.seed, folds=folds, fold=fold)
+        sampling = write_sampling(args.out, draw)
         targets = scored_parameters(model, include_embeddings=bool(params.get("include_embeddings")),
                                     include_lm_head=bool(params.get("include_lm_head")),
                                     components=params.get("components"))
@@ -130,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = {
             "seed": args.seed, "model": str(params["model"]), "metrics": list(params["metrics"]),
             "n_windows": len(windows), "n_tokens": meta["n_tokens"], "n_sequences": meta["n_sequences"],
+            "sampling": sampling,
+            # Hutchinson probes see a subset of the windows: say how many, not the sweep's count.
+            "n_hutchinson_windows": (meta.get("hutchinson") or {}).get("windows"),
             "n_scored_weights": meta["n_weights"], "n_scored_tensors": len(targets), "n_params": total,
             "estimators": meta["estimators"], "passes": meta["passes"], "scores_saved": save,
             "top1pct_over_median": {m: float(s["top1pct_over_median"].median())

@@ -180,11 +180,3 @@ def draw_windows(docs: list[TokenizedDoc], windows: list[Window], *, max_windows
         doc_ids=sorted({docs[w.doc].doc_id for w in picked}),
         window_ids=sorted(f"{docs[w.doc].doc_id}:{w.start}" for w in picked))
 
-
-def fold_of_seed(seed: int, seed_plan: list[int] | None) -> tuple[int, int]:
-    """(folds, fold) for one seed of a plan: seed number i of n draws from part i of n."""
-    if not seed_plan:
-        return 1, 0
-    if seed not in seed_plan:
-        raise ValueError(f"seed {seed} is not in the run's seed plan {seed_plan}")
-    return len(seed_plan), list(seed_plan).index(seed)

@@ -5,88 +5,20 @@ Grades are computed here once (the `grade.<phase>` stage) and only displayed by 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from esa.report import grade_perturb, grade_score  # noqa: F401  (register the Phase-2 and -3 evaluators)
+from esa.report import grade_eval, grade_perturb, grade_score  # noqa: F401  (register the evaluators)
 from esa.report.analysis_phase2 import analyze_phase2
 from esa.report.analysis_phase3 import analyze_phase3
-from esa.report.evidence import RunEvidence, coefficient_of_variation, load_eval_evidence, summarize
-from esa.report.grading import EVALUATORS, Grade, GradeContext, compare, evaluator
+from esa.report.draws import overlap_problem, phase_draws, shortfall_note
+from esa.report.evidence import load_eval_evidence, summarize
+from esa.report.grading import EVALUATORS, GradeContext
 from esa.notebook.lock import lock_status
 from esa.notebook.manifests import ManifestRecord, find_manifests, run_summary
 from esa.spec import Spec
-from esa.spec.criteria import Finite, MetricBound, PplSanity, SeedCV
 from esa.stageio import write_json
-
-
-def _evidence(spec: Spec, criterion, root: Path) -> tuple[list[RunEvidence], list[str], str | None]:
-    """The selected runs' results, the files read, and a reason to stop when some are missing."""
-    runs = load_eval_evidence(spec, root, [run.id for run in spec.select_runs(criterion.runs)])
-    paths = [seed.path for run in runs for seed in run.seeds]
-    missing = [path for run in runs for path in run.missing]
-    if not runs:
-        return runs, paths, "no evaluation runs selected"
-    if missing:
-        return runs, paths, f"missing evidence: {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}"
-    return runs, paths, None
-
-
-@evaluator("seed_cv")
-def grade_seed_cv(criterion: SeedCV, ctx: GradeContext) -> Grade:
-    runs, paths, problem = _evidence(ctx.spec, criterion, ctx.root)
-    if problem:
-        return Grade(None, "inconclusive", problem, paths)
-    if any(len(run.seeds) < 2 for run in runs):
-        return Grade(None, "inconclusive", "seed variation needs at least two seeds per run", paths)
-    per_run = {run.run: coefficient_of_variation(run.values(criterion.metric)) for run in runs}
-    if not all(math.isfinite(v) for v in per_run.values()):
-        bad = [name for name, v in per_run.items() if not math.isfinite(v)]
-        return Grade(None, "inconclusive", f"non-finite {criterion.metric} in {', '.join(bad)}", paths)
-    worst = max(per_run, key=per_run.get)
-    return compare(per_run[worst], criterion, paths, f"worst run {worst}")
-
-
-@evaluator("finite")
-def grade_finite(criterion: Finite, ctx: GradeContext) -> Grade:
-    runs, paths, problem = _evidence(ctx.spec, criterion, ctx.root)
-    if problem:
-        return Grade(None, "inconclusive", problem, paths)
-    seeds = [seed for run in runs for seed in run.seeds]
-    ok = [math.isfinite(seed.metric(criterion.metric)) and seed.metrics.get("status", "ok") == "ok" for seed in seeds]
-    return compare(sum(ok) / len(ok), criterion, paths, f"{sum(ok)}/{len(ok)} evaluations finite")
-
-
-@evaluator("ppl_sanity")
-def grade_ppl_sanity(criterion: PplSanity, ctx: GradeContext) -> Grade:
-    runs, paths, problem = _evidence(ctx.spec, criterion, ctx.root)
-    if problem:
-        return Grade(None, "inconclusive", problem, paths)
-    seeds = [seed for run in runs for seed in run.seeds]
-    ppl = [seed.metric("ppl") for seed in seeds]
-    vocab = [seed.metric("vocab_size") for seed in seeds]
-    if not all(math.isfinite(v) for v in ppl + vocab):
-        return Grade(None, "inconclusive", "non-finite PPL or unknown vocabulary size", paths)
-    lowest = min(ppl)
-    if lowest < criterion.suspicious_below:
-        return Grade(lowest, "fail", f"suspicious: PPL {lowest:.4g} < {criterion.suspicious_below:g} on held-out "
-                     "text signals leakage or repeated data", paths)
-    worst = max(p / v for p, v in zip(ppl, vocab))
-    return compare(worst, criterion, paths, f"PPL range {lowest:.4g}–{max(ppl):.4g}")
-
-
-@evaluator("metric_bound")
-def grade_metric_bound(criterion: MetricBound, ctx: GradeContext) -> Grade:
-    runs, paths, problem = _evidence(ctx.spec, criterion, ctx.root)
-    if problem:
-        return Grade(None, "inconclusive", problem, paths)
-    values = [v for run in runs for v in run.values(criterion.metric)]
-    if not all(math.isfinite(v) for v in values):
-        return Grade(None, "inconclusive", f"non-finite {criterion.metric}", paths)
-    aggregate = {"max": max, "min": min, "mean": lambda xs: sum(xs) / len(xs)}[criterion.aggregate]
-    return compare(aggregate(values), criterion, paths, f"{criterion.aggregate} over {len(values)} evaluations")
 
 
 def summarize_phase1(spec: Spec, root: Path) -> dict:
@@ -105,14 +37,37 @@ def phase_manifests(spec: Spec, root: Path) -> list[ManifestRecord]:
     return [r for r in find_manifests(root, spec.name) if r.run.split("/")[1] in run_ids]
 
 
+def seed_compared_runs(criterion, spec: Spec) -> list[str]:
+    """Runs whose seeds a criterion compares as independent replicates (their data must be disjoint)."""
+    if criterion.kind == "seed_cv":
+        return [run.id for run in spec.select_runs(criterion.runs)]
+    if criterion.kind in ("jaccard_stability", "hotspot"):
+        return [criterion.run]
+    return []
+
+
+def gate_on_draws(grade, criterion, spec: Spec, draws: dict[str, dict]):
+    """A seed comparison on seeds that shared data is inconclusive, whatever the number says."""
+    runs = seed_compared_runs(criterion, spec)
+    problems = [f"{run}: {why}" for run in runs if (why := overlap_problem(draws.get(run)))]
+    notes = [f"{run}: {note}" for run in runs if (note := shortfall_note(draws.get(run)))]
+    if problems:
+        grade.status = "inconclusive"
+        grade.reason = "; ".join(problems) + (f" — {grade.reason}" if grade.reason else "")
+    if notes:
+        grade.reason += "; " + "; ".join(notes)
+    return grade
+
+
 def grade_spec(spec: Spec, root: Path) -> tuple[dict, Path]:
     """Grade every criterion of ``spec``; write results/<phase>/grades.json and summary.json."""
     out = root / "results" / spec.name
     analysis = PHASE_ANALYSES[spec.phase](spec, root) if spec.phase in PHASE_ANALYSES else {}
     ctx = GradeContext(spec, root, analysis)
+    draws = phase_draws(spec, root)
     criteria = {}
     for criterion in spec.criteria:
-        grade = EVALUATORS[criterion.kind](criterion, ctx)
+        grade = gate_on_draws(EVALUATORS[criterion.kind](criterion, ctx), criterion, spec, draws)
         criteria[criterion.id] = {
             "hypothesis": criterion.hypothesis,
             "kind": criterion.kind,
@@ -131,6 +86,7 @@ def grade_spec(spec: Spec, root: Path) -> tuple[dict, Path]:
         "hypotheses": {h.id: h.statement for h in spec.hypotheses},
         "criteria": criteria,
         "counts": counts,
+        "draws": draws,
         "lock": lock_status(root / spec.source).to_dict(),
         "run": run_summary(phase_manifests(spec, root)),
         "graded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

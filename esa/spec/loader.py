@@ -20,9 +20,11 @@ def load_spec(path: str | Path) -> Spec:
     path = Path(path)
     file = str(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecErrors([SpecError(file, 1, 1, (), f"cannot read spec: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise SpecErrors([_not_utf8(path.read_bytes(), file)]) from None
     try:
         raw, positions = load_with_positions(text)
     except YamlPositionError as exc:
@@ -49,6 +51,25 @@ def load_spec(path: str | Path) -> Spec:
     if problems:
         raise SpecErrors([SpecError(file, *where(p), p, m) for p, m in problems])
     return spec
+
+
+def _not_utf8(data: bytes, file: str) -> SpecError:
+    """Point at the first byte that is not UTF-8, and at the key written before it when the rest parses."""
+    try:
+        data.decode("utf-8")
+        start = 0  # decodes after all (the file changed under us): blame the start
+    except UnicodeDecodeError as exc:
+        start = exc.start
+    line = data.count(b"\n", 0, start) + 1
+    col = len(data[data.rfind(b"\n", 0, start) + 1 : start].decode("utf-8")) + 1
+    key: tuple = ()
+    try:
+        _, positions = load_with_positions(data.decode("utf-8", errors="replace"))
+        before = [p for p, at in positions.items() if at <= (line, col)]
+        key = max(before, key=lambda p: positions[p]) if before else ()
+    except YamlPositionError:
+        pass  # unparsable even with the byte replaced: the line alone must do
+    return SpecError(file, line, col, key, f"not UTF-8 text (byte 0x{data[start]:02x}); save the spec as UTF-8")
 
 
 def _source_path(loc: tuple, document: dict, origin: dict) -> tuple:
@@ -78,8 +99,9 @@ def _located(exc: ValidationError, document: dict, origin: dict, file: str, wher
         loc = tuple(err["loc"])
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc += ("kind",)  # point at the tag, not at the whole item
-        source = _source_path(loc, document, origin)
         message = err["msg"].removeprefix("Value error, ")
+        loc += _named_key(err, document, message)
+        source = _source_path(loc, document, origin)
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         elif err["type"] == "missing":
@@ -87,6 +109,27 @@ def _located(exc: ValidationError, document: dict, origin: dict, file: str, wher
         error = SpecError(file, *where(source), source, message)
         errors.setdefault((error.line, error.col, error.message), error)  # defaults can fail once per run
     return list(errors.values())
+
+
+def _named_key(err: dict, document: dict, message: str) -> tuple:
+    """A check over a whole item whose message starts with one of the item's keys ("threshold must be …")
+    is about that key: point there rather than at the item."""
+    if err["type"] != "value_error":
+        return ()
+    node = document
+    for part in err["loc"]:
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) \
+                and part < len(node):
+            node = node[part]
+    first = message.split(" ", 1)[0]
+    return (first,) if isinstance(node, dict) and first in node else ()
+
+
+def known(names, limit: int = 20) -> str:
+    """'a, b, c' (sorted), cut short on a spec with very many runs so the error stays one readable line."""
+    names = sorted(set(names))
+    more = f", … ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more if names else "none"
 
 
 def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
@@ -127,7 +170,17 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
         if getattr(criterion, "runs", "all") != "all":
             for j, name in enumerate(criterion.runs):
                 if name not in known_runs:
-                    problems.append((("criteria", i, "runs", j), f"unknown run or sweep '{name}'"))
+                    sweeps = f"; sweeps: {known(spec._sweep_members)}" if spec._sweep_members else ""
+                    problems.append((("criteria", i, "runs", j),
+                                     f"unknown run or sweep '{name}' (runs: {known(run_index)}{sweeps})"))
+        # Every run a criterion names must exist; the checks by kind below then assume it does.
+        unknown = [f for f in ("run", "repeat") if isinstance(getattr(criterion, f, None), str)
+                   and getattr(criterion, f) not in run_index]
+        for field in unknown:
+            problems.append((("criteria", i, field),
+                             f"unknown run '{getattr(criterion, field)}' (known: {known(run_index)})"))
+        if unknown:
+            continue
         refs = [(("criteria", i), criterion)] if hasattr(criterion, "metric") and hasattr(criterion, "run") \
             and criterion.kind != "ablation_spearman" else []
         for field in ("run", "repeat"):
@@ -135,7 +188,7 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
                 target = next((r for r in spec.runs if r.id == getattr(criterion, field)), None)
                 if target is None or target.kind != "perturb":
                     problems.append((("criteria", i, field), f"'{getattr(criterion, field)}' is not a perturb run "
-                                                             "of this spec"))
+                                                             f"of this spec (perturb runs: {_ids(spec, 'perturb')})"))
         if criterion.kind == "ablation_spearman":
             problems.extend(_check_ablation_ref(spec, criterion, ("criteria", i)))
         refs += [(("criteria", i, side), getattr(criterion, side)) for side in ("a", "b") if hasattr(criterion, side)]
@@ -147,10 +200,15 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
 PERTURB_CRITERIA = (Ratio, Hierarchy, Significance, Monotonic, MinEffect, Repeatability)
 
 
+def _ids(spec: Spec, kind: str) -> str:
+    return known(r.id for r in spec.runs if r.kind == kind)
+
+
 def _check_ablation_ref(spec: Spec, criterion, path: tuple) -> list[tuple[tuple, str]]:
     run = next((r for r in spec.runs if r.id == criterion.run), None)
     if run is None or run.kind != "ablation_check":
-        return [(path + ("run",), f"'{criterion.run}' is not an ablation_check run of this spec")]
+        return [(path + ("run",), f"'{criterion.run}' is not an ablation_check run of this spec "
+                                     f"(ablation_check runs: {_ids(spec, 'ablation_check')})")]
     metrics = run.resolved_with(spec.run(run.scores))["metrics"] if any(
         r.id == run.scores and r.kind == "score" for r in spec.runs) else []
     if criterion.metric not in metrics:
@@ -163,7 +221,7 @@ def _check_ablation(spec: Spec, run, index: int, origin: dict) -> list[tuple[tup
     where = lambda field: origin.get((index, field), origin[(index, None)])  # noqa: E731
     source = next((r for r in spec.runs if r.id == run.scores), None)
     if source is None or source.kind != "score":
-        return [(where("scores"), f"'{run.scores}' is not a score run of this spec")]
+        return [(where("scores"), f"'{run.scores}' is not a score run of this spec (score runs: {_ids(spec, 'score')})")]
     problems = []
     if (source.model, source.data) != (run.model, run.data):
         problems.append((where("scores"), f"score run '{run.scores}' uses {source.model} on {source.data}, "
@@ -183,7 +241,7 @@ def _check_score_ref(spec: Spec, criterion, path: tuple, ref) -> list[tuple[tupl
     """A score criterion must name a score run that computes its metric, in its mode, with enough k."""
     runs = [run for run in spec.runs if run.id == ref.run]
     if not runs:
-        return [(path + ("run",), f"unknown run '{ref.run}'")]
+        return [(path + ("run",), f"unknown run '{ref.run}' (known: {known(r.id for r in spec.runs)})")]
     run = runs[0]
     if run.kind != "score":
         return [(path + ("run",), f"run '{ref.run}' is a {run.kind} run, not a score run")]

@@ -90,6 +90,8 @@ class EvalRun(_RunBase):
             "split": self.split,
             "dtype": self.dtype,
             "device": self.device,
+            # Seed i of n draws its windows from part i of n document-disjoint parts of the pool.
+            "seed_plan": list(self.seeds),
         }
 
 
@@ -142,6 +144,7 @@ class ScoreRun(_RunBase):
     def resolved(self) -> dict[str, Any]:
         data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "k_grid"})
         data["k_grid"] = self.ks()
+        data["seed_plan"] = list(self.seeds)
         return data
 
 
@@ -163,7 +166,7 @@ class AblationRun(_RunBase):
     def resolved_with(self, score_run: "ScoreRun") -> dict[str, Any]:
         metrics = self.metrics or [m for m in score_run.metrics if m != "superweight"]
         data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "scores"})
-        data.update(metrics=metrics, rank_by=self.rank_by or metrics[0])
+        data.update(metrics=metrics, rank_by=self.rank_by or metrics[0], seed_plan=list(self.seeds))
         return data
 
 

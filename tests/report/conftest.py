@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from esa.report.browser import SiteCheckError, find_chromium
 from esa.report.render import render_qmd
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,3 +27,26 @@ def _render_page(project: Path, page: str) -> str:
 @pytest.fixture(scope="session")
 def render_page() -> Callable[[Path, str], str]:
     return _render_page
+
+
+def chromium_skip_reason() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    try:
+        find_chromium()
+    except SiteCheckError as exc:
+        return f"{exc} (apt install chromium)"
+    if importlib.util.find_spec("playwright") is None:
+        return "playwright is not installed (pip install playwright)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium to drive; tests asking for it are skipped, with the reason, on a machine without one.
+
+    Looked up when a test runs, not at import: a missing browser must never break collection.
+    """
+    reason = chromium_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    return find_chromium()

@@ -15,15 +15,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from esa.report import charts
-from esa.report.browser import PageCheck, SiteCheckError, check_site, find_chromium, ink_fraction
+from esa.report.browser import PageCheck, check_site, ink_fraction
 from esa.report.browser_cli import check_site_command
 from esa.report.render import clean_svg, render_qmd
-
-try:
-    CHROMIUM: str | None = find_chromium()
-except SiteCheckError:
-    CHROMIUM = None
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt install chromium)")
 
 TEXT = "<h1>Results</h1><p>" + "Perplexity was measured on three seeds per protocol. " * 6 + "</p>"
 
@@ -93,13 +87,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def checks(site: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, PageCheck]:
+def checks(site: Path, chromium: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, PageCheck]:
     shots = tmp_path_factory.mktemp("shots")
-    results = check_site(site, chromium=CHROMIUM, screenshots=shots, min_charts={"text_only": 0, "chart": 1})
+    results = check_site(site, chromium=chromium, screenshots=shots, min_charts={"text_only": 0, "chart": 1})
     return {Path(r.page).stem: r for r in results}
 
 
-@needs_chromium
 @pytest.mark.parametrize(
     ("page", "n_charts"),
     [("chart", 1), ("chart_declared", 2), ("text_only", 0), ("rendered", 1)],
@@ -112,7 +105,6 @@ def test_good_pages_pass(checks: dict[str, PageCheck], page: str, n_charts: int)
     assert check.screenshot is not None and check.screenshot.is_file()
 
 
-@needs_chromium
 @pytest.mark.parametrize(
     ("page", "needles"),
     [
@@ -131,7 +123,6 @@ def test_bad_pages_fail(checks: dict[str, PageCheck], page: str, needles: list[s
         assert any(p.startswith(needle) for p in check.problems), (needle, check.problems)
 
 
-@needs_chromium
 def test_every_page_checked_and_declared_count_read(checks: dict[str, PageCheck]) -> None:
     assert len(checks) == 10
     assert checks["chart_declared"].expected_charts == 2 and checks["rendered"].expected_charts == 1
@@ -140,17 +131,15 @@ def test_every_page_checked_and_declared_count_read(checks: dict[str, PageCheck]
     assert len(checks["external_script"].problems) == 1
 
 
-@needs_chromium
-def test_min_charts(site: Path, tmp_path: Path) -> None:
+def test_min_charts(site: Path, chromium: str, tmp_path: Path) -> None:
     lone = tmp_path / "site"
     lone.mkdir()
     shutil.copy(site / "text_only.html", lone / "text_only.html")
-    [check] = check_site(lone, chromium=CHROMIUM, min_charts={"text_only.html": 1})
+    [check] = check_site(lone, chromium=chromium, min_charts={"text_only.html": 1})
     assert not check.ok and check.problems == ["0 charts, expected at least 1"]
 
 
-@needs_chromium
-def test_cli(site: Path, tmp_path: Path) -> None:
+def test_cli(site: Path, chromium: str, tmp_path: Path) -> None:
     small = tmp_path / "site"
     small.mkdir()
     for name in ("chart.html", "blank.html"):

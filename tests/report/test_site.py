@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from esa.notebook.lock import lock_status, write_lock
-from esa.report.browser import check_site, find_chromium
+from esa.report.browser import check_site
 from esa.report.render import external_refs
 from esa.report.site import read_config, render_site
 
@@ -76,9 +76,8 @@ def test_amended_criterion_shows_its_diff(site: Path) -> None:
     assert "Spec and params used" in phase1
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="no chromium on PATH (apt install chromium)")
-def test_every_page_passes_the_chromium_check(site: Path, tmp_path: Path) -> None:
-    checks = check_site(site, screenshots=tmp_path)
+def test_every_page_passes_the_chromium_check(site: Path, chromium: str, tmp_path: Path) -> None:
+    checks = check_site(site, chromium=chromium, screenshots=tmp_path)
     assert {c.page for c in checks} == {p.name for p in site.glob("*.html")}
     for check in checks:
         assert check.ok, (check.page, check.problems)

@@ -70,7 +70,7 @@ def test_unknown_hypothesis_and_run_references(write_spec):
     path = write_spec(MINIMAL.replace("hypothesis: H1", "hypothesis: H7").replace("runs: [base]", "runs: [nope]"))
     assert errors_of(path) == [
         f"{path}:17:5: criteria[0].hypothesis: unknown hypothesis 'H7' (known: H1)",
-        f"{path}:19:12: criteria[0].runs[0]: unknown run or sweep 'nope'",
+        f"{path}:19:12: criteria[0].runs[0]: unknown run or sweep 'nope' (runs: base-smoke, base-standard; sweeps: base)",
     ]
 
 
