@@ -52,6 +52,15 @@ def select_and_describe(result, targets, metric: str, params: dict):
     bottomk = bottom.candidates()
     bottomk.insert(0, "metric", metric)
     stats_frame = pd.DataFrame(stats)
+    # Each top-k mode's boundary (k-th value, its tie block, whether the cut falls inside it) as <mode>_ columns;
+    # rows are in the order the selectors saw them. (Zero and non-finite scores, which top-k never selects, are
+    # already counted in n_zero / n_nonfinite.)
+    for mode, selector in top.items():
+        sel_stats = selector.summary()
+        if sel_stats["tensor"].tolist() != (stats_frame["tensor"].tolist() if len(stats_frame) else []):
+            raise RuntimeError("selector summary and tensor stats list different matrices")
+        for column in ("n_selected", "kth_value", "n_tied_at_boundary", "n_tied_taken", "boundary_in_tie_block"):
+            stats_frame[f"{mode}_{column}"] = sel_stats[column].to_numpy()
     per_layer = topk[topk["mode"] == topk["mode"].iloc[0]] if len(topk) else topk
     summary = layer_component_summary(stats_frame, per_layer)
     summary.insert(0, "metric", metric)

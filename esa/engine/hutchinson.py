@@ -27,6 +27,22 @@ def probe_seed(seed: int, probe: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, probe, index]).generate_state(1, np.uint64)[0] >> 1)
 
 
+# Its own stream: the run's seed also draws the probes, and which windows are used must not depend on them.
+_SUBSET_STREAM = 0x48_75_74_63  # "Hutc"
+
+
+def window_subset(n_windows: int, size: int | None, seed: int) -> list[int]:
+    """Indices of the calibration windows the probes use, in corpus order: all of them, or ``size`` drawn
+    uniformly without replacement with the run's seed. The first windows of a corpus tend to be a few documents;
+    a uniform draw spreads the curvature estimate over the whole calibration text."""
+    if size is None or size >= n_windows:
+        return list(range(n_windows))
+    if size <= 0:
+        raise ValueError(f"hutchinson_windows must be positive, got {size}")
+    rng = np.random.default_rng([seed, _SUBSET_STREAM])
+    return sorted(int(i) for i in rng.choice(n_windows, size=size, replace=False))
+
+
 def rademacher(like: torch.Tensor, seed: int) -> torch.Tensor:
     gen = torch.Generator(device=like.device)
     gen.manual_seed(seed)

@@ -49,6 +49,10 @@ class Metric:
     # Said in the notes when compute returns None for a parameter.
     skip_note: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # p when the score factors as |w|^p · (a data factor): the tail null shuffles the data factor against |w|.
+    # None: no weight factor, so no such null. (mode, p) pairs when it depends on the Hutchinson mode (pairs,
+    # not a dict, keep the frozen dataclass hashable).
+    weight_power: int | None | tuple[tuple[str, int | None], ...] = None
 
 
 def _wide(t: torch.Tensor) -> torch.Tensor:
@@ -122,21 +126,23 @@ METRICS: dict[str, Metric] = {
         Metric("grad_x_weight", "gradient", frozenset({"grad_sum"}),
                "|w * dL/dw|, L = mean token NLL over all {n_tokens} calibration tokens (token-weighted: each "
                "sequence counts by its number of predicted tokens); gradient from microbatches of {microbatch} "
-               "sequence(s)", _grad_x_weight),
+               "sequence(s)", _grad_x_weight, weight_power=1),
         Metric("grad_squared", "gradient", frozenset({"grad_sq"}),
                "empirical Fisher diagonal sum_b (dl_b/dw)^2 / n_b over n_b={n_batches} microbatches of "
                "{microbatch} sequence(s), l_b = mean token NLL of microbatch b{fisher_note}", _grad_squared),
         Metric("obd", "gradient", frozenset({"grad_sq"}),
                "Optimal Brain Damage saliency 0.5 * F_ii * w^2 with F the empirical Fisher diagonal of "
-               "grad_squared", _obd),
+               "grad_squared", _obd, weight_power=2),
         Metric("act_mag", "gradient", frozenset({"act_sq"}),
                "Wanda |W_ij| * ||X_j||_2, X = inputs of the nn.Linear over all {n_input_tokens} non-padding "
                "calibration positions", _act_mag,
-               skip_note="not the weight of an nn.Linear (embedding, norm, bias or packed experts): no input norm"),
+               skip_note="not the weight of an nn.Linear (embedding, norm, bias or packed experts): no input norm",
+               weight_power=1),
         Metric("hutchinson_diag", "hutchinson", frozenset({"hess"}),
                "Hutchinson Hessian diagonal E_z[z * Hz], z Rademacher over all scored parameters at once, {probes} "
                "probe(s) on {hutchinson_windows} window(s) ({hutchinson_tokens} tokens), Hz by double backward "
-               "with eager attention; reported as {hutchinson_report}", _hutchinson),
+               "with eager attention; reported as {hutchinson_report}", _hutchinson,
+               weight_power=(("abs", None), ("obd", 2))),
         Metric("magnitude", "weights", frozenset(), "|w|", _magnitude),
         Metric("superweight", "superweight", frozenset({"superweight"}),
                "data-free super weight detector (down_proj input/output spikes, max|act|/p99.9|act| > "
@@ -152,6 +158,12 @@ def get_metric(name: str) -> Metric:
     if name not in METRICS:
         raise ValueError(f"unknown metric '{name}' (expected one of {', '.join(METRICS)})")
     return METRICS[name]
+
+
+def weight_power(name: str, hutchinson_mode: str = "abs") -> int | None:
+    """The p of a metric whose score is |w|^p · (data factor), None when it has no weight factor."""
+    power = get_metric(name).weight_power
+    return dict(power).get(hutchinson_mode) if isinstance(power, tuple) else power
 
 
 def check_hutchinson_mode(mode: str) -> None:

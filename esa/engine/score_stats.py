@@ -4,10 +4,15 @@ Computed on the score's device in chunks (no full-size float64 copy of a huge ma
 coefficient need sorted values: exact when a matrix has at most ``EXACT_LIMIT`` finite entries, otherwise
 from a seeded uniform subsample of ``SUBSAMPLE`` positions (``quantile_method`` says which). Tail quantities
 (max, top-1% mean, Hill) always use the exact top order statistics.
+
+For metrics whose score is |w|^p · (data factor), ``null_tail_stats`` computes the same top-1%/median on a
+no-structure null, |w|^p · (the data factor shuffled within the matrix): the tail criterion is graded against it,
+because a product of unrelated factors is already heavy-tailed (|x·y| of two Gaussians gives ≈ 12).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any, Iterable
 
@@ -15,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from esa.engine.metrics import weight_power
 from esa.engine.targets import Target
 
 CHUNK = 1 << 24
@@ -136,10 +142,72 @@ def _sorted_sample(flat: torch.Tensor, n_finite: int, chunk: int, exact_limit: i
     return torch.sort(s[torch.isfinite(s)].to(torch.float64)).values, f"subsample:{subsample}"
 
 
-def target_score_stats(target: Target, score: torch.Tensor, **kwargs) -> dict[str, Any]:
-    """``tensor_score_stats`` of a target's 2-D score slice, with the target's identity columns first."""
-    return {"tensor": target.name, "layer": target.layer, "component": target.component, "expert": target.expert,
-            **tensor_score_stats(target.view(score), **kwargs)}
+NULL_KEYS = ("null_top1pct_mean", "null_median", "null_top1pct_over_median")
+
+
+def matrix_seed(seed: int, name: str) -> int:
+    """A generator seed from the scoring seed and a matrix name: reproducible, and different for every matrix."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little") >> 1
+
+
+def null_tail_stats(score: torch.Tensor, weight: torch.Tensor, power: int, *, seed: int = 0,
+                    exact_limit: int = EXACT_LIMIT, subsample: int = SUBSAMPLE) -> dict[str, Any]:
+    """Top-1% mean, median and their ratio for the null score |w|^p · shuffle(score / |w|^p).
+
+    The data factor score/|w|^p is permuted among the entries with w ≠ 0 and a finite score; other finite
+    entries keep their score (0 for these metrics), so the null keeps the observed zeros and the observed |w|
+    and only the pairing of weights with data is random. Same definitions as ``tensor_score_stats``. A matrix
+    with more than ``exact_limit`` entries is nulled on a seeded uniform subsample of positions (the permutation
+    restricted to them has the same distribution); ``null_method`` says which.
+    """
+    s, w = score.detach().reshape(-1), weight.detach().reshape(-1).to(score.device)
+    if s.numel() != w.numel():
+        raise ValueError(f"score has {s.numel()} entries, weight {w.numel()}")
+    gen = torch.Generator(device=s.device).manual_seed(seed)
+    method = "exact"
+    if s.numel() > exact_limit:
+        pos = torch.randint(0, s.numel(), (subsample,), generator=gen, device=s.device)
+        s, w, method = s[pos], w[pos], f"subsample:{subsample}"
+    s, w = s.to(torch.float64), w.to(torch.float64)
+    finite = torch.isfinite(s)
+    s, w = s[finite], w[finite]
+    nan = float("nan")
+    row: dict[str, Any] = dict(null_top1pct_mean=nan, null_median=nan, null_top1pct_over_median=nan,
+                               null_method=method, weight_power=power)
+    if s.numel() == 0:
+        return row
+    wp = w.abs().pow(power)
+    movable = wp > 0
+    factor = s[movable] / wp[movable]
+    null = s.clone()
+    null[movable] = wp[movable] * factor[torch.randperm(factor.numel(), generator=gen, device=s.device)]
+    ordered = torch.sort(null).values
+    median = _quantile_sorted(ordered, 0.5)
+    top1 = float(ordered[-max(1, math.ceil(TOP_FRACTION * ordered.numel())):].mean())
+    row.update(null_top1pct_mean=top1, null_median=median,
+               null_top1pct_over_median=top1 / median if median != 0 else nan)
+    return row
+
+
+def target_score_stats(target: Target, score: torch.Tensor, *, metric: str | None = None,
+                       hutchinson_mode: str = "abs", null_seed: int = 0, **kwargs) -> dict[str, Any]:
+    """``tensor_score_stats`` of a target's 2-D score slice, with the target's identity columns first.
+
+    With ``metric`` given and a weight factor in its score (``esa.engine.metrics.weight_power``), the row also
+    holds ``null_tail_stats`` against the target's weight, seeded by ``null_seed`` (the scoring seed) and the
+    target's name; otherwise those columns are NaN (no null is defined, or the metric was not said).
+    """
+    view = target.view(score)
+    row = {"tensor": target.name, "layer": target.layer, "component": target.component, "expert": target.expert,
+           **tensor_score_stats(view, **kwargs)}
+    power = weight_power(metric, hutchinson_mode) if metric is not None else None
+    if power is None:
+        row.update({key: float("nan") for key in NULL_KEYS}, null_method="none", weight_power=float("nan"))
+    else:
+        row.update(null_tail_stats(view, target.weight(), power, seed=matrix_seed(null_seed, target.key),
+                                   exact_limit=kwargs.get("exact_limit", EXACT_LIMIT),
+                                   subsample=kwargs.get("subsample", SUBSAMPLE)))
+    return row
 
 
 def layer_component_summary(rows: Iterable[dict] | pd.DataFrame, selected_df: pd.DataFrame) -> pd.DataFrame:
@@ -171,5 +239,5 @@ def layer_component_summary(rows: Iterable[dict] | pd.DataFrame, selected_df: pd
     return out[cols].sort_values(["layer", "component"], na_position="last", kind="stable").reset_index(drop=True)
 
 
-__all__ = ["HIST_EDGES_LOG10", "tensor_score_stats", "target_score_stats", "layer_component_summary", "gini",
-           "hill_alpha"]
+__all__ = ["HIST_EDGES_LOG10", "NULL_KEYS", "tensor_score_stats", "null_tail_stats", "matrix_seed",
+           "target_score_stats", "layer_component_summary", "gini", "hill_alpha"]

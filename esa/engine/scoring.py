@@ -21,7 +21,7 @@ import torch
 
 from esa.engine.batches import Params, batch_loss, make_batches
 from esa.engine.gradient_pass import act_mag_notes, eager_attention, gradient_pass, scoring_mode
-from esa.engine.hutchinson import hutchinson_sums
+from esa.engine.hutchinson import hutchinson_sums, window_subset
 from esa.engine.metrics import HUTCHINSON_REPORT, ScoreInputs, check_hutchinson_mode, get_metric
 from esa.engine.superweight import DEFAULT_THRESHOLD, detect_superweights, superweight_scores
 
@@ -136,7 +136,8 @@ def score_model(model, params: Params, windows: list[torch.Tensor], metrics: lis
 
     ``windows``: one 1-D token-id tensor per calibration sequence; every token but a sequence's first is predicted.
     ``microbatch`` > 1 batches sequences (padding masked); grad_squared then becomes a per-microbatch Fisher,
-    which the estimator text says. Hutchinson probes use the first ``hutchinson_windows`` windows (default all).
+    which the estimator text says. Hutchinson probes use ``hutchinson_windows`` windows drawn at random with
+    ``seed`` (default all; see hutchinson.window_subset).
     """
     specs = [get_metric(m) for m in dict.fromkeys(metrics)]
     check_hutchinson_mode(hutchinson_mode)
@@ -176,8 +177,9 @@ def score_model(model, params: Params, windows: list[torch.Tensor], metrics: lis
                 meta.notes["act_mag"] = act_mag_notes(model, params, acc)
         if any(m.pass_kind == "hutchinson" for m in specs):
             start = time.perf_counter()
-            chosen = batches if hutchinson_windows is None else make_batches(windows[:hutchinson_windows],
-                                                                             microbatch, pad_id)
+            picked = window_subset(len(windows), hutchinson_windows, seed)
+            subset = len(picked) < len(windows)
+            chosen = make_batches([windows[i] for i in picked], microbatch, pad_id) if subset else batches
             total = sum(b.n_tokens for b in chosen)
 
             def losses():
@@ -192,8 +194,10 @@ def score_model(model, params: Params, windows: list[torch.Tensor], metrics: lis
                 acc[name]["hess"] = sums[name]
             n_seq = sum(b.n_sequences for b in chosen)
             meta.hutchinson = {"probes": probes, "windows": n_seq, "tokens": total, "mode": hutchinson_mode,
-                               "attention": attn, "window_subset": "all" if hutchinson_windows is None
-                               else f"first {n_seq} calibration windows"}
+                               "attention": attn, "window_subset": f"{n_seq} of {len(windows)} calibration windows "
+                               "drawn uniformly with the run's seed" if subset else f"all {n_seq} calibration windows"}
+            if subset:
+                meta.hutchinson["window_indices"] = picked  # positions in the calibration windows, sorted
             fmt.update(hutchinson_windows=n_seq, hutchinson_tokens=total)
             meta.passes.append("hutchinson")
             meta.timings["hutchinson"] = time.perf_counter() - start

@@ -3,7 +3,13 @@
 Order is total and reproducible: within a matrix (score desc, flat index asc) for top-k (score asc, flat index
 asc for bottom-k); across matrices (score, then tensor name asc, then flat index asc). Ties at the boundary go to
 the lowest flat index; torch.topk is only used to find the k-th value, never for its tie order. NaN scores are
-never selected and are counted. Work is done on the score's device, chunk by chunk, so no step holds more than
+never selected and are counted. Top-k never selects a zero or infinite score: a detector that found nothing
+scores every weight 0, and a selection built from those would be an index tie-break, not a finding. Bottom-k
+keeps zero and infinite scores (they are genuinely lowest/highest) and only drops weights that are zero.
+
+Each selection records its boundary: the k-th value, how many eligible entries share it and how many of those
+were taken. When more than ``TIE_LEFT_OUT`` tied entries are left out, which ones made the cut is arbitrary and
+``boundary_in_tie_block`` says so. Work is done on the score's device, chunk by chunk, so no step holds more than
 one chunk's copy of a tensor; what crosses to the host is O(k) per matrix.
 """
 
@@ -21,6 +27,7 @@ from esa.engine.targets import Target
 CHUNK = 1 << 24  # elements per on-device pass; bounds the temporary copies of huge matrices
 COLUMNS = ["tensor", "layer", "component", "expert", "row", "col", "flat_index", "score", "rank"]
 Mode = Literal["per_layer", "global"]
+TIE_LEFT_OUT = 1  # a boundary is flagged when more tied entries than this are left out
 
 
 @dataclass
@@ -30,12 +37,26 @@ class TensorSelection:
     indices: torch.Tensor
     values: torch.Tensor
     n_nan: int
-    n_eligible: int  # not NaN, inside the mask, non-zero weight where asked
+    n_eligible: int  # not NaN, inside the mask, non-zero weight where asked; top-k: score finite and non-zero
+    n_inf: int = 0  # ±inf scores (never eligible for top-k)
+    n_zero: int = 0  # zero scores (never eligible for top-k)
+    n_tied: int = 0  # eligible entries equal to the k-th selected value
+    n_tied_taken: int = 0  # how many of those were selected
+
+    @property
+    def kth(self) -> float:
+        return float(self.values[-1]) if self.values.numel() else float("nan")
+
+    @property
+    def boundary_in_tie_block(self) -> bool:
+        return self.n_tied - self.n_tied_taken > TIE_LEFT_OUT
 
 
 def _eligible(s: torch.Tensor, mask: torch.Tensor | None, nonzero: torch.Tensor | None, lo: int, hi: int,
-              nan: torch.Tensor | None = None) -> torch.Tensor:
+              largest: bool, nan: torch.Tensor | None = None) -> torch.Tensor:
     ok = ~(torch.isnan(s) if nan is None else nan)
+    if largest:
+        ok &= torch.isfinite(s) & (s != 0)
     if mask is not None:
         ok &= mask[lo:hi].to(s.device, torch.bool)
     if nonzero is not None:
@@ -48,7 +69,8 @@ def select_in_tensor(score: torch.Tensor, k: int, largest: bool = True, mask: to
     """The k best eligible entries of ``score`` (any shape; indices are into its flattened form).
 
     ``mask`` (bool, same shape) restricts the candidates; ``nonzero`` (a weight tensor, same shape) keeps only
-    entries whose weight is non-zero (bottom-k). Returns fewer than k when fewer are eligible.
+    entries whose weight is non-zero (bottom-k). Top-k (``largest``) never takes a zero or ±inf score. Returns
+    fewer than k when fewer are eligible.
     """
     if k < 0:
         raise ValueError("k must be >= 0")
@@ -69,48 +91,54 @@ def _select(score, k, largest, mask, nonzero, chunk) -> TensorSelection:
     bounds = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
 
     # Pass 1: per-chunk top-k values (ineligible entries pushed to the far end) and counts.
-    candidates, n_nan, n_eligible = [], 0, 0
+    candidates, n_nan, n_eligible, n_inf, n_zero = [], 0, 0, 0, 0
     for lo, hi in bounds:
         s = flat[lo:hi]
         nan = torch.isnan(s)
-        ok = _eligible(s, mflat, wflat, lo, hi, nan)
+        ok = _eligible(s, mflat, wflat, lo, hi, largest, nan)
         n_nan += int(nan.sum())
+        n_inf += int(torch.isinf(s).sum())
+        n_zero += int((s == 0).sum())
         n_eligible += int(ok.sum())
         if k > 0:
             filled = torch.where(ok, s, torch.tensor(fill, dtype=s.dtype, device=s.device))
             candidates.append(torch.topk(filled, min(k, hi - lo), largest=largest, sorted=False).values)
     k_eff = min(k, n_eligible)
     if k_eff == 0:
-        return TensorSelection(torch.empty(0, dtype=torch.long, device=flat.device), flat[:0], n_nan, n_eligible)
+        return TensorSelection(torch.empty(0, dtype=torch.long, device=flat.device), flat[:0], n_nan, n_eligible,
+                               n_inf, n_zero)
 
     # The k-th best value over all chunks; everything strictly better than it is among the chunk candidates
     # (fewer than k of them exist), so their count is exact. Ineligible fills are never strictly better.
     pool = torch.cat(candidates)
     kth = torch.topk(pool, k_eff, largest=largest, sorted=True).values[-1]
     need = k_eff - int(better(pool, kth).sum())
+    n_tied_taken = need
 
     # Pass 2: all strictly-better entries, then the lowest-index ties until k_eff are taken.
-    picked = []
+    picked, n_tied = [], 0
     for lo, hi in bounds:
         s = flat[lo:hi]
-        ok = _eligible(s, mflat, wflat, lo, hi)
+        ok = _eligible(s, mflat, wflat, lo, hi, largest)
         picked.append(torch.nonzero(better(s, kth) & ok).flatten() + lo)
+        tie = (s == kth) & ok
+        n_chunk_ties = int(tie.sum())
+        n_tied += n_chunk_ties
         if need > 0:
             # nonzero_static: only the first `need` tie positions are materialised, however many ties exist.
-            tie = (s == kth) & ok
-            ties = torch.nonzero_static(tie, size=min(need, int(tie.sum()))).flatten() + lo
+            ties = torch.nonzero_static(tie, size=min(need, n_chunk_ties)).flatten() + lo
             picked.append(ties)
             need -= ties.numel()
     idx = torch.cat(picked)
     idx = torch.sort(idx).values
     vals = flat[idx]
     order = torch.sort(vals, descending=largest, stable=True).indices
-    return TensorSelection(idx[order], vals[order], n_nan, n_eligible)
+    return TensorSelection(idx[order], vals[order], n_nan, n_eligible, n_inf, n_zero, n_tied, n_tied_taken)
 
 
 def topk_in_tensor(score: torch.Tensor, k: int, largest: bool = True,
                    mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(flat indices, values)`` of the k best non-NaN entries, ordered (score, flat index asc)."""
+    """``(flat indices, values)`` of the k best eligible entries, ordered (score, flat index asc)."""
     sel = select_in_tensor(score, k, largest=largest, mask=mask)
     return sel.indices, sel.values
 
@@ -139,6 +167,11 @@ class Selector:
     streaming merge of per-matrix top-k. Bottom-k (``largest=False``) only considers weights w ≠ 0 by default.
     ``keep_candidates`` (default: on for bottom-k and per_layer) keeps each matrix's own ordered k best, so a
     control can later take the first n of each matrix (``take_per_matrix``).
+
+    The global boundary's tie block is counted while streaming: ``_left_out`` holds, per matrix, the entries equal
+    to the current k-th value that are not in the merged set (dropped by the tie-break, or never a matrix
+    candidate). The k-th value only improves as matrices arrive; when it does, earlier left-outs are worse than it
+    and the count restarts.
     """
 
     def __init__(self, k: int, mode: Mode = "per_layer", largest: bool = True, nonzero_only: bool | None = None,
@@ -153,6 +186,7 @@ class Selector:
         self._stats: list[dict] = []
         self._targets: list[Target] = []
         self._global: dict[str, np.ndarray] | None = None  # tid, row, col, flat_index, score
+        self._left_out: dict[int, int] = {}
 
     def add(self, target: Target, score: torch.Tensor) -> None:
         """Select from one target's score (shaped like the parameter or like the target's 2-D slice)."""
@@ -169,21 +203,35 @@ class Selector:
                        sel.values.to(torch.float64).cpu().numpy())
         self._stats.append({"tensor": target.name, "layer": target.layer, "component": target.component,
                             "expert": target.expert, "numel": target.numel, "n_nan": sel.n_nan,
-                            "n_eligible": sel.n_eligible, "n_candidates": len(idx)})
+                            "n_eligible": sel.n_eligible, "n_candidates": len(idx), "n_inf": sel.n_inf,
+                            "n_zero_score": sel.n_zero, "kth_value": sel.kth, "n_tied_at_boundary": sel.n_tied,
+                            "n_tied_taken": sel.n_tied_taken})
         if self.keep_candidates:
             self._blocks.append(block)
         if self.mode == "global":
-            self._merge(block)
+            self._merge(block, sel.n_tied - sel.n_tied_taken)
 
-    def _merge(self, block: _Block) -> None:
+    def _merge(self, block: _Block, never_candidates: int) -> None:
         new = {"tid": np.full(len(block.flat), block.tid, dtype=np.int64), "row": block.row, "col": block.col,
                "flat_index": block.flat, "score": block.score}
+        old_kth = self._global["score"][-1] if self._global is not None and len(self._global["score"]) == self.k \
+            else None
         cur = new if self._global is None else {c: np.concatenate([self._global[c], new[c]]) for c in new}
         # Tensor names enter the order through their rank among all names seen so far (integers sort fast).
         names = np.array([t.name for t in self._targets], dtype=object)
         name_rank = np.unique(names, return_inverse=True)[1]
-        keep = _order(cur["score"], name_rank[cur["tid"]], cur["flat_index"], self.largest)[: self.k]
+        order = _order(cur["score"], name_rank[cur["tid"]], cur["flat_index"], self.largest)
+        keep, dropped = order[: self.k], order[self.k:]
         self._global = {c: v[keep] for c, v in cur.items()}
+        if len(keep) < self.k:  # not full: every eligible entry seen so far is taken
+            return
+        kth = cur["score"][keep[-1]]
+        if old_kth is None or old_kth != kth:
+            self._left_out = {}
+        for tid in cur["tid"][dropped][cur["score"][dropped] == kth].tolist():
+            self._left_out[tid] = self._left_out.get(tid, 0) + 1
+        if never_candidates and block.score[-1] == kth:
+            self._left_out[block.tid] = self._left_out.get(block.tid, 0) + never_candidates
 
     def result(self) -> pd.DataFrame:
         """One row per selected weight (columns ``COLUMNS``), in deterministic order."""
@@ -210,9 +258,21 @@ class Selector:
         return _frame(cols, rank)
 
     def summary(self) -> pd.DataFrame:
-        """Per matrix: size, NaN count, eligible count, candidates kept (and selected, for global)."""
+        """Per matrix: size, NaN/inf/zero-score counts, eligible count, candidates kept, selected, and the boundary.
+
+        Boundary columns: ``kth_value``, ``n_tied_at_boundary`` (eligible entries equal to it), ``n_tied_taken``
+        and ``boundary_in_tie_block`` (more than ``TIE_LEFT_OUT`` of them left out). per_layer: each matrix's own
+        boundary. global: the one global k-th value on every row, each matrix's share of its tie block, and the
+        flag of the whole selection.
+        """
         df = pd.DataFrame(self._stats, columns=["tensor", "layer", "component", "expert", "numel", "n_nan",
-                                                "n_eligible", "n_candidates"])
+                                                "n_eligible", "n_candidates", "n_inf", "n_zero_score", "kth_value",
+                                                "n_tied_at_boundary", "n_tied_taken"])
+        if self.mode == "global":
+            self._global_boundary(df)
+        df["boundary_in_tie_block"] = (df["n_tied_at_boundary"] - df["n_tied_taken"]) > TIE_LEFT_OUT
+        if self.mode == "global":
+            df["boundary_in_tie_block"] = bool((df["n_tied_at_boundary"] - df["n_tied_taken"]).sum() > TIE_LEFT_OUT)
         df["layer"] = df["layer"].astype("Int64")
         df["expert"] = df["expert"].astype("Int64")
         res = self.result()
@@ -220,6 +280,17 @@ class Selector:
         df = df.merge(counts, on=["tensor", "expert"], how="left")
         df["n_selected"] = df["n_selected"].fillna(0).astype(np.int64)
         return df
+
+    def _global_boundary(self, df: pd.DataFrame) -> None:
+        """Overwrite the per-matrix boundary columns of ``df`` (rows in arrival order) with the global boundary."""
+        g = self._global
+        if g is None or not len(g["score"]):
+            df["kth_value"], df["n_tied_at_boundary"], df["n_tied_taken"] = np.nan, 0, 0
+            return
+        kth = g["score"][-1]
+        taken = np.bincount(g["tid"][g["score"] == kth], minlength=len(df))
+        left = np.array([self._left_out.get(i, 0) for i in range(len(df))], dtype=np.int64)
+        df["kth_value"], df["n_tied_taken"], df["n_tied_at_boundary"] = float(kth), taken, taken + left
 
 
 def _block_columns(b: _Block) -> dict[str, np.ndarray]:
@@ -272,5 +343,5 @@ def take_per_matrix(candidates: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFr
     return out.sort_values(["tensor", "expert", "rank"], kind="stable").reset_index(drop=True)
 
 
-__all__ = ["CHUNK", "COLUMNS", "TensorSelection", "select_in_tensor", "topk_in_tensor", "Selector",
+__all__ = ["CHUNK", "COLUMNS", "TIE_LEFT_OUT", "TensorSelection", "select_in_tensor", "topk_in_tensor", "Selector",
            "per_matrix_counts", "take_per_matrix"]

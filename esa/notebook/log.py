@@ -29,6 +29,7 @@ class LogEntry:
     key_results: list[str]
     lock_state: str
     changes: list[str] = field(default_factory=list)
+    data: dict[str, str] = field(default_factory=dict)  # run -> what its seeds drew (pool, parts, overlap)
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -134,6 +135,7 @@ def build_log(records: Iterable[RunRecord], phase: str | None = None) -> list[Lo
             counts={k: int(v) for k, v in (grades.get("counts") or {}).items()},
             key_results=[criterion_line(cid, c) for cid, c in criteria.items()],
             lock_state=lock_text(grades.get("lock") or {}),
+            data={str(k): str(v) for k, v in (grades.get("data_draws") or {}).items()},
         )
         previous = last.get(name)
         entry.changes = describe_changes(*(previous or (None, None)), entry, record)
@@ -165,6 +167,8 @@ def entry_markdown(entry: LogEntry) -> str:
         f"- Status: {entry.status}",
         f"- Key Results: {verdict}; pre-registration: {entry.lock_state}",
         *[f"  - {line}" for line in entry.key_results],
+        *(["- Data drawn by the seeds:", *[f"  - {run}: {text}" for run, text in entry.data.items()]]
+          if entry.data else []),
         "- Changed since the previous run of this spec:",
         *[f"  - {change}" for change in entry.changes],
     ]

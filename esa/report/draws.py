@@ -12,7 +12,7 @@ from pathlib import Path
 
 from esa.spec import Spec
 
-SEEDED_KINDS = ("eval", "score", "ablation_check")
+SEEDED_KINDS = ("eval", "score", "ablation_check", "perturb")
 
 
 def seed_dir(spec: Spec, run_id: str, seed: int) -> str:
@@ -20,10 +20,17 @@ def seed_dir(spec: Spec, run_id: str, seed: int) -> str:
 
 
 def run_draws(root: Path, spec: Spec, run) -> dict:
-    """Per seed the draw's scalars; per pair of seeds the shared documents and windows."""
+    """Per seed the draw's scalars; per pair of seeds the shared documents and windows.
+
+    A perturbation run's windows are its shared baseline's (one window seed on one part of the pool).
+    """
+    if run.kind == "perturb":
+        folders = {run.eval_seed: run.baseline_dir()}
+    else:
+        folders = {seed: seed_dir(spec, run.id, seed) for seed in run.seeds}
     records, missing = {}, []
-    for seed in run.seeds:
-        path = root / seed_dir(spec, run.id, seed) / "sampling.json"
+    for seed, folder in folders.items():
+        path = root / folder / "sampling.json"
         if path.exists():
             records[seed] = json.loads(path.read_text())
         else:

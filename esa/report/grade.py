@@ -12,7 +12,7 @@ from pathlib import Path
 from esa.report import grade_eval, grade_perturb, grade_score  # noqa: F401  (register the evaluators)
 from esa.report.analysis_phase2 import analyze_phase2
 from esa.report.analysis_phase3 import analyze_phase3
-from esa.report.draws import overlap_problem, phase_draws, shortfall_note
+from esa.report.draws import describe, overlap_problem, phase_draws, shortfall_note
 from esa.report.evidence import load_eval_evidence, summarize
 from esa.report.grading import EVALUATORS, GradeContext
 from esa.notebook.lock import lock_status
@@ -87,6 +87,8 @@ def grade_spec(spec: Spec, root: Path) -> tuple[dict, Path]:
         "criteria": criteria,
         "counts": counts,
         "draws": draws,
+        # Scalars only, so `dvc exp show` (which drops lists) and the research log carry them.
+        "data_draws": {run: describe(d) for run, d in draws.items()},
         "lock": lock_status(root / spec.source).to_dict(),
         "run": run_summary(phase_manifests(spec, root)),
         "graded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

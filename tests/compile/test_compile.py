@@ -126,3 +126,37 @@ def test_topological_order_is_deterministic(tmp_path):
     plan.add(StageNode("a", "x", deps=("m",)))
     plan.add(StageNode("b", "x"))
     assert [n.name for n in plan.ordered(tmp_path)] == ["b", "z", "m", "a"]
+
+
+def test_phase3_golden(repo_root):
+    """Compiling Phase 3 also compiles the Phase-2 spec it references."""
+    result = compile_specs(["specs/phase3.yaml"], repo_root)
+    check_golden("phase3.dvc.yaml", result.dvc_yaml)
+    check_golden("phase3.params.yaml", result.params_yaml)
+
+
+def _perturb_stages(result) -> dict:
+    stages = yaml.safe_load(result.dvc_yaml)["stages"]
+    return {name: stage for name, stage in stages.items() if name.startswith("perturb.")}
+
+
+def test_each_perturbation_seed_reads_its_own_scoring_seed(repo_root):
+    stages = _perturb_stages(compile_specs(["specs/phase3.yaml"], repo_root))
+    for seed in (1337, 123, 999):
+        cmd = stages[f"perturb.phase3/signflip/seed{seed}"]["cmd"]
+        assert f"--scores results/phase2/gradient/seed{seed} " in cmd
+    repeat = stages["perturb.phase3/signflip-repeat/seed1337"]["cmd"]
+    assert "fold1of2" in repeat and "fold0of2" in stages["perturb.phase3/signflip/seed1337"]["cmd"]
+
+
+def test_a_named_scoring_seed_is_shared_and_too_many_seeds_are_refused(tmp_path, repo_root):
+    for folder in ("stages", "esa", "specs"):
+        shutil.copytree(repo_root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    text = (repo_root / "specs/phase3.yaml").read_text()
+    shared = text.replace("mode: per_layer, k: 100}", "mode: per_layer, k: 100, seed: 123}")
+    (tmp_path / "specs/phase3.yaml").write_text(shared)
+    stages = _perturb_stages(compile_specs(["specs/phase3.yaml"], tmp_path))
+    assert all("--scores results/phase2/gradient/seed123 " in s["cmd"] for s in stages.values())
+    (tmp_path / "specs/phase3.yaml").write_text(text.replace("seeds: [1337, 123, 999]", "seeds: [1, 2, 3, 4]"))
+    with pytest.raises(PlanError, match="has only 3"):
+        compile_specs(["specs/phase3.yaml"], tmp_path)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from esa.engine.windows import TokenizedDoc, make_windows, sample_windows, tokenize_docs
+from esa.engine.windows import TokenizedDoc, draw_windows, make_windows, sample_windows, tokenize_docs
 
 
 def _docs(lengths: list[int]) -> list[TokenizedDoc]:
@@ -60,3 +60,40 @@ def test_token_bytes_cover_document(ref_xs):
     for doc, text in zip(docs, texts):
         assert sum(doc.token_bytes) == len(text.encode("utf-8"))
         assert tok.decode(doc.ids) == text
+
+
+def test_seeds_of_a_plan_draw_document_disjoint_windows():
+    docs = [TokenizedDoc(f"doc{i}", list(range(40 + 13 * i)), [1] * (40 + 13 * i)) for i in range(30)]
+    windows = make_windows(docs, context=16, stride=8)
+    draws = [draw_windows(docs, windows, max_windows=20, seed=seed, folds=3, fold=fold)
+             for fold, seed in enumerate((1337, 123, 999))]
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert not set(draws[i].doc_ids) & set(draws[j].doc_ids)
+            assert not set(draws[i].window_ids) & set(draws[j].window_ids)
+    parts = [d.fold_windows for d in draws]
+    largest_doc = max(sum(w.doc == d for w in windows) for d in range(len(docs)))
+    assert sum(parts) == len(windows) and max(parts) - min(parts) <= largest_doc  # balanced by window count
+    assert all(len(d.windows) == 20 and not d.shortfall and d.unit == "document" for d in draws)
+    # A part depends on the pool only; the seed only picks windows inside it.
+    whole = [draw_windows(docs, windows, max_windows=0, seed=s, folds=3, fold=0).doc_ids for s in (0, 5)]
+    assert whole[0] == whole[1] and set(draws[0].doc_ids) <= set(whole[0])
+    assert draw_windows(docs, windows, max_windows=20, seed=1337, folds=3, fold=0).window_ids == draws[0].window_ids
+
+
+def test_a_part_too_small_draws_all_of_it_and_says_so():
+    docs = [TokenizedDoc(f"doc{i}", list(range(100)), [1] * 100) for i in range(6)]
+    windows = make_windows(docs, context=16, stride=8)
+    draw = draw_windows(docs, windows, max_windows=len(windows), seed=1, folds=3, fold=2)
+    assert draw.shortfall and len(draw.windows) == draw.fold_windows < len(windows)
+    record = draw.record()
+    assert record["n_windows"] == len(draw.windows) and record["requested"] == len(windows)
+
+
+def test_fewer_documents_than_seeds_split_windows_instead():
+    docs = [TokenizedDoc("only", list(range(400)), [1] * 400)]
+    windows = make_windows(docs, context=16, stride=8)
+    draws = [draw_windows(docs, windows, max_windows=0, seed=0, folds=2, fold=f) for f in (0, 1)]
+    assert all(d.unit == "window" for d in draws)
+    assert not set(draws[0].window_ids) & set(draws[1].window_ids)
+    assert len(draws[0].windows) + len(draws[1].windows) == len(windows)

@@ -78,3 +78,14 @@ def test_spec_edit_stage_failure_and_phase_filter():
 
 def test_duration_text():
     assert duration_text(125.4) == "2m 05s" and duration_text(3725) == "1h 02m 05s" and duration_text(None) == "—"
+
+
+def test_entries_state_what_each_run_drew():
+    graded = grades(0.04, "pass", "2026-01-02T00:00:00Z")
+    graded["data_draws"] = {"smoke": "pool 800 windows / 40 docs; 5 document-disjoint parts; 64 windows from 8 docs "
+                                     "per seed; no shared documents"}
+    entry = build_log([RunRecord("b", "commit", grades={"phase1": graded}, params=params(24))])[0]
+    text = entry_markdown(entry)
+    assert "- Data drawn by the seeds:\n  - smoke: pool 800 windows / 40 docs; 5 document-disjoint parts" in text
+    assert "Data drawn" not in entry_markdown(build_log([RunRecord("a", "commit", grades={
+        "phase1": grades(0.04, "pass", "2026-01-02T00:00:00Z")}, params=params(24))])[0])

@@ -32,6 +32,8 @@ def _brute(targets, scores, k, mode, largest=True, nonzero=False):
     for t in targets:
         s = t.view(scores[t.name]).reshape(-1).double().numpy()
         ok = ~np.isnan(s)
+        if largest:  # top-k never takes a zero or infinite score
+            ok &= np.isfinite(s) & (s != 0)
         if nonzero:
             ok &= t.weight().reshape(-1).numpy() != 0
         idx = np.nonzero(ok)[0]
@@ -146,9 +148,9 @@ def test_topk_in_tensor_ties_nan_and_mask():
     idx, vals = topk_in_tensor(s, 4)
     assert idx.tolist() == [2, 4, 0, 3] and vals.tolist() == [3.0, 3.0, 1.0, 1.0]
     idx, _ = topk_in_tensor(s, 10)
-    assert idx.tolist() == [2, 4, 0, 3, 5, 6]  # NaN never selected; -inf is a real (lowest) score
+    assert idx.tolist() == [2, 4, 0, 3, 5]  # NaN and ±inf never enter a top-k
     idx, _ = topk_in_tensor(s, 2, largest=False)
-    assert idx.tolist() == [6, 0]
+    assert idx.tolist() == [6, 0]  # bottom-k: -inf is a real (lowest) score
     mask = torch.tensor([True, True, False, True, True, True, False])
     idx, _ = topk_in_tensor(s, 3, mask=mask)
     assert idx.tolist() == [4, 0, 3]
