@@ -8,7 +8,9 @@ are also computed on the held-out windows themselves ("evaluation" scores): the 
 calibration-to-evaluation transfer. Every metric is a non-negative magnitude while zeroing a weight can also lower
 the held-out NLL, so ρ is taken against |ΔNLL| by default (``target: abs``); ρ against the signed ΔNLL is reported
 beside it. Writes ablation.parquet (one row per sampled weight), transfer.parquet (metric, source, target, rho,
-ci_low, ci_high, n, rho_top, rho_abs, rho_signed), summary.json (DVC metrics) and manifest.json.
+ci_low, ci_high, n, rho_top, n_top, rho_random, n_random, rho_abs, rho_signed), summary.json (DVC metrics, with
+the sampling rule) and manifest.json. The weights are every checked metric's global top set plus a uniform draw
+(see esa.engine.ablation.sample_weights), so the sample favours no metric.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from esa.stageio import (Manifest, bad_input, load_params, seed_part, stage_pars
 
 REQUIRED = ("model", "data", "metrics", "rank_by")
 DEFAULTS = {"top": 50, "n_random": 300, "eval_windows": 64, "context": 256, "batch_size": 16, "dtype": "float32",
-            "device": "cpu", "eval_scores": True, "split": "evaluation", "n_bins": 10, "n_boot": 1000, "target": "abs"}
+            "device": "cpu", "eval_scores": True, "split": "evaluation", "n_boot": 1000, "target": "abs"}
 # What the ranks are compared with: |ΔNLL| (what every metric, a non-negative magnitude, estimates) or ΔNLL.
 TARGETS = ("abs", "signed")
-POSITIVE = ("top", "eval_windows", "context", "batch_size", "n_bins")
+POSITIVE = ("top", "eval_windows", "context", "batch_size")
 
 
 def read_params(key: str, path: str, scores_dir: Path) -> dict:
@@ -125,7 +127,7 @@ def summarize(frame, table, params: dict, *, seed: int, n_windows: int, n_tokens
     return {
         "seed": seed, "model": str(params["model"]), "rank_by": params["rank_by"], "metrics": params["metrics"],
         "target": params["target"], "rho": by_source("rho"), "rho_top": by_source("rho_top"),
-        "rho_abs": by_source("rho_abs"), "rho_signed": by_source("rho_signed"),
+        "rho_abs": by_source("rho_abs"), "rho_signed": by_source("rho_signed"), "rho_random": by_source("rho_random"),
         "n_weights": len(frame), "n_top": int(top.sum()), "n_random": int((~top).sum()),
         "n_nonfinite": int((~np.isfinite(delta)).sum()), "n_eval_windows": n_windows, "n_eval_tokens": n_tokens,
         "base_nll": float(frame["base_nll"].iloc[0]),
@@ -163,11 +165,14 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"context {params['context']} exceeds the model's max_position_embeddings {limit}")
         docs = load_split(Path(params["data"]), params["split"])
         shapes = {n: tuple(p.shape) for n, p in model.named_parameters(remove_duplicate=False)}
-        ranking = load_scores(args.scores, params["rank_by"], shapes)
-        weights = sample_weights(ranking, top=params["top"], n_random=params["n_random"], seed=args.seed,
-                                 n_bins=params["n_bins"])
-        del ranking
-        calibration = {m: gather_scores(load_scores(args.scores, m, shapes), weights) for m in metrics}
+        # Every checked metric's top set plus a uniform draw: sampling by one metric's ranks biases the others' ρ.
+        rankings = {m: load_scores(args.scores, m, shapes) for m in dict.fromkeys([*metrics, params["rank_by"]])}
+        weights = sample_weights(rankings, top=params["top"], n_random=params["n_random"], seed=args.seed,
+                                 weights=dict(model.named_parameters(remove_duplicate=False)),
+                                 rank_by=params["rank_by"])
+        sampling = weights.attrs["sampling"]
+        calibration = {m: gather_scores(rankings[m], weights) for m in metrics}
+        del rankings
         eval_metrics = [m for m in metrics if get_metric(m).pass_kind == "gradient"] if params["eval_scores"] else []
     except (KeyError, ValueError, OSError) as exc:
         return bad_input("ablation", exc)
@@ -204,12 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         columns = [c for c in frame.columns if c.startswith("score_")]
         table = transfer(frame, columns, params, args.seed)
         order = ["tensor", "layer", "component", "expert", "row", "col", "flat_index", "rank", "sample", "stratum",
-                 "weight", "base_nll", "ablated_nll", "delta_nll", *columns]
+                 "top_of", "weight", "base_nll", "ablated_nll", "delta_nll", *columns]
         frame[order].to_parquet(args.out / "ablation.parquet", index=False)
         table.to_parquet(args.out / "transfer.parquet", index=False)
 
         summary = summarize(frame, table, params, seed=args.seed, n_windows=len(windows), n_tokens=n_tokens)
-        summary.update(eval_score_metrics=eval_metrics,
+        summary.update(eval_score_metrics=eval_metrics, weight_sampling=sampling,
                        time_s={**manifest.data["timings"], "total": round(time.perf_counter() - start, 2)})
         write_json(args.out / "summary.json", summary)
         manifest.set(seed=args.seed, device=str(device), dtype=params["dtype"], scores=str(args.scores),

@@ -4,10 +4,14 @@
         --baseline results/baselines/ref-s-stdlib/standard-float32/seed1337 --spec specs/phase3.yaml \
         --out results/phase3/signflip/seed1337
 
-For every level and target (super, random_k, bottom_k): apply in place (only touched elements are saved),
-evaluate per window, restore, and prove the restore by checksum. Writes conditions.parquet (one row per condition
-and window), summary.json (ΔPPL per condition; DVC metrics) and manifest.json. A condition that produces NaN/inf
-is recorded as diverged, never a crash.
+For every level and target (super, random_k, random_matched, bottom_k): apply in place (only touched elements
+are saved), evaluate per window, restore, and prove the restore by checksum. Writes conditions.parquet (one row
+per condition and window), summary.json (ΔPPL per condition; DVC metrics) and manifest.json. Each condition
+records how many weights grew, shrank or kept their magnitude. A condition that produces NaN/inf is recorded as
+diverged, never a crash. The windows are the baseline's: the same seed and the same document-disjoint fold.
+
+Each target's draws (noise, random bits, the flipped fraction) come from one seed per (run seed, target), the
+same at every level: a dose series then scales one draw (common random numbers), so its trend is about the dose.
 """
 
 from __future__ import annotations
@@ -22,6 +26,14 @@ from esa.stageio import Manifest, bad_input, load_params, stage_parser, write_js
 
 REQUIRED = ("model", "data", "perturbation", "levels", "controls", "scores", "context", "stride", "max_windows",
             "batch_size", "eval_seed")
+# A fixed offset per target (not its position), so adding a control does not change another target's draws.
+TARGET_STREAM = {"super": 0, "random_k": 1, "bottom_k": 2, "random_matched": 3}
+MAGNITUDE = ("n_grew", "n_shrank", "n_unchanged")
+
+
+def condition_seed(seed: int, target: str) -> int:
+    """The perturbation seed of one target: independent of the level, so every level rescales the same draw."""
+    return seed * 1000 + TARGET_STREAM[target]
 
 
 def calibration_gradient(model, tokenizer, data: Path, context: int, seed: int, n_windows: int = 64) -> dict:
@@ -47,7 +59,7 @@ def calibration_gradient(model, tokenizer, data: Path, context: int, seed: int, 
 def selections(params: dict, scores_dir: Path, model, seed: int) -> dict:
     import pandas as pd
 
-    from esa.engine.controls import bottom_k, random_k, super_set
+    from esa.engine.controls import bottom_k, random_k, random_matched, super_set
     from esa.engine.perturb import parameters
 
     ref = params["scores"]
@@ -56,11 +68,23 @@ def selections(params: dict, scores_dir: Path, model, seed: int) -> dict:
     named = parameters(model)
     if "random_k" in params["controls"]:
         chosen["random_k"] = random_k(chosen["super"], named, seed)
+    if "random_matched" in params["controls"]:
+        chosen["random_matched"] = random_matched(chosen["super"], named, seed)
     if "bottom_k" in params["controls"]:
         candidates = pd.read_parquet(scores_dir / "bottomk.parquet")
         candidates = candidates[candidates["metric"] == ref["metric"]]
         chosen["bottom_k"] = bottom_k(chosen["super"], candidates, named)
     return chosen
+
+
+def matched_summary(chosen: dict) -> dict | None:
+    """How the magnitude-matched control matched: weights at the super weight's own exponent and at neighbours."""
+    frame = chosen.get("random_matched")
+    if frame is None:
+        return None
+    distance = frame["exponent_distance"]
+    return {"n_same_exponent": int((distance == 0).sum()), "n_neighbour_exponent": int((distance > 0).sum()),
+            "max_exponent_distance": int(distance.max()) if len(frame) else 0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,21 +123,26 @@ def main(argv: list[str] | None = None) -> int:
         return bad_input("perturb", exc)
 
     baseline = pd.read_parquet(args.baseline / "sequences.parquet")
-    with Manifest(args.out, params=params, spec=args.spec, stage="perturb") as manifest:
-        prepared = prepare_windows(tokenizer, docs, context=int(params["context"]), stride=int(params["stride"]),
-                                   max_windows=int(params["max_windows"]), seed=int(params["eval_seed"]))
+    try:
         chosen = selections(params, args.scores, model, args.seed)
+    except ValueError as exc:  # e.g. k beyond the stored top-k, or a matrix without enough control candidates
+        return bad_input("perturb", exc)
+    with Manifest(args.out, params=params, spec=args.spec, stage="perturb") as manifest:
+        # The baseline's fold of the document-disjoint evaluation pool, so the window ids match it exactly.
+        prepared = prepare_windows(tokenizer, docs, context=int(params["context"]), stride=int(params["stride"]),
+                                   max_windows=int(params["max_windows"]), seed=int(params["eval_seed"]),
+                                   folds=int(params.get("folds", 1)), fold=int(params.get("fold", 0)))
         grad = None
         if params["perturbation"] == "grad_step":
             grad = calibration_gradient(model, tokenizer, Path(params["data"]), int(params["context"]), args.seed)
         reference = checksum(model, method="auto")  # once per run; each condition proves its restore against it
         frames, summary, timings = [], [], {"apply_restore": 0.0, "evaluate": 0.0}
-        for li, level in enumerate(params["levels"]):
+        for level in params["levels"]:
             settings = params_from_spec(params["perturbation"], params, level=float(level))
-            for ti, (target, selection) in enumerate(chosen.items()):
+            for target, selection in chosen.items():
                 start = time.perf_counter()
                 with perturbed(model, selection, params["perturbation"], settings,
-                               seed=args.seed * 1000 + li * 10 + ti, grad=grad, reference=reference) as applied:
+                               seed=condition_seed(args.seed, target), grad=grad, reference=reference) as applied:
                     applied_at = time.perf_counter()
                     _, frame = evaluate_windows(model, prepared, batch_size=int(params["batch_size"]),
                                                 device=device, progress=False)
@@ -123,17 +152,18 @@ def main(argv: list[str] | None = None) -> int:
                 if frame["window_id"].tolist() != baseline["window_id"].tolist():
                     raise RuntimeError("perturbed evaluation windows differ from the baseline's")
                 diverged = applied.diverged or not np.isfinite(frame["nll_sum"].to_numpy()).all()
+                magnitude = {name: getattr(applied, name) for name in MAGNITUDE}
                 frame = frame.assign(target=target, level=float(level), n_touched=applied.n_touched,
-                                     n_nonfinite_weights=applied.n_nonfinite, diverged=diverged)
+                                     n_nonfinite_weights=applied.n_nonfinite, **magnitude, diverged=diverged)
                 frames.append(frame)
                 summary.append({"level": float(level), "target": target, "n_touched": applied.n_touched,
-                                "n_nonfinite_weights": applied.n_nonfinite,
+                                "n_nonfinite_weights": applied.n_nonfinite, **magnitude,
                                 "status": "diverged" if diverged else "ok",
                                 "ppl": None if diverged else ppl(frame),
                                 "delta_ppl": None if diverged else delta_ppl(baseline, frame)})
                 print(f"perturb {params['perturbation']} level {level} {target}: "
                       + ("diverged" if diverged else f"ΔPPL {summary[-1]['delta_ppl']:+.4f}")
-                      + f" ({applied.n_touched} weights)")
+                      + f" ({applied.n_touched} weights: {applied.n_grew} grew, {applied.n_shrank} shrank)")
         args.out.mkdir(parents=True, exist_ok=True)
         pd.concat(frames, ignore_index=True).to_parquet(args.out / "conditions.parquet", index=False)
         write_json(args.out / "summary.json", {"seed": args.seed, "baseline_ppl": ppl(baseline),
@@ -141,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, seconds in timings.items():
             manifest.time(name, seconds)
         manifest.set(seed=args.seed, device=str(device), n_conditions=len(summary),
-                     selection_sizes={t: len(s) for t, s in chosen.items()})
+                     selection_sizes={t: len(s) for t, s in chosen.items()}, matched_exponents=matched_summary(chosen))
     return 0
 
 

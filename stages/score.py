@@ -5,8 +5,10 @@
 
 Writes topk.parquet (metric, mode, tensor, layer, component, expert, row, col, flat_index, score, rank),
 bottomk.parquet (per-matrix bottom-k candidates among non-zero weights, for Phase-3 controls),
-tensor_stats.parquet (with log-spaced histograms), layer_component.parquet, superweight.json (when asked), scores/<metric>.safetensors
-(full score tensors, small models only), summary.json (DVC metrics) and manifest.json.
+tensor_stats.parquet (with log-spaced histograms, the null tail statistic, and per mode the k-th value and the tie
+block at the boundary), layer_component.parquet, superweight.json (when asked), sampling.json (which calibration
+windows and documents this seed drew: its document-disjoint part of the pool), scores/<metric>.safetensors (full
+score tensors, small models only), summary.json (DVC metrics) and manifest.json.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Dose-response: does the effect grow with the perturbation level (k, noise scale, …)?"""
+"""Dose-response: does the effect grow with the perturbation level (k, noise scale, …)?
+
+With ``boot`` (the per-level effect in each cluster-bootstrap resample of the evaluation documents, one resample
+shared by every level since they are evaluated on the same windows) ρ gets a percentile CI and each level a CI.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from esa.analysis.paired import hierarchy
+from esa.analysis.paired import percentile_ci
 
 Effects = Sequence[float] | Sequence[Sequence[float] | np.ndarray]
 
@@ -42,6 +46,17 @@ def spearman(x: Sequence[float], y: Sequence[float], *, alternative: str = "grea
     return rho, float(res.pvalue)
 
 
+def rho_samples(levels: Sequence[float], samples: np.ndarray) -> np.ndarray:
+    """Spearman ρ of each row of ``samples`` (n_boot × n_levels) against ``levels``; NaN for a constant row.
+
+    ±inf (a diverged level) ranks as the largest or smallest effect; a row with a NaN gives NaN.
+    """
+    x = np.asarray(samples, dtype=float)
+    ranks = stats.rankdata(np.where(np.isnan(x), 0.0, x), axis=1)
+    rho = _rank_corr(np.broadcast_to(stats.rankdata(levels), ranks.shape), ranks, axis=1)
+    return np.where(np.isnan(x).any(axis=1), np.nan, rho)
+
+
 @dataclass
 class DoseResponse:
     status: str  # ok | inconclusive
@@ -57,6 +72,10 @@ class DoseResponse:
     p_points: float
     alternative: str
     confidence: float
+    rho_ci_low: float = float("nan")  # percentile CI of ρ over the document resamples (with ``boot``)
+    rho_ci_high: float = float("nan")
+    n_boot: int = 0
+    n_distinguishable: int | None = None  # levels whose CI excludes 0 (with ``boot``)
     method: str = SPEARMAN_METHOD
 
     def as_dict(self) -> dict[str, Any]:
@@ -80,12 +99,14 @@ def _level_row(level: float, v: np.ndarray, confidence: float) -> dict[str, floa
 
 def dose_response(levels: Sequence[float], effects: Effects, *, confidence: float = 0.95,
                   alternative: str = "greater", tol: float = 0.0, n_resamples: int = 9999,
-                  rng_seed: int = 0) -> DoseResponse:
+                  rng_seed: int = 0, boot: np.ndarray | None = None) -> DoseResponse:
     """Spearman ρ of effect vs level, monotonicity of the per-level means, per-level mean and CI.
 
     ``effects[i]`` is one number for ``levels[i]`` or several (one per seed). +inf (a diverged run) is allowed:
     it ranks as the largest effect; NaN makes the result inconclusive. ``alternative`` defaults to "greater"
-    because the hypothesis is that a larger dose does more harm.
+    because the hypothesis is that a larger dose does more harm. ``boot`` (n_boot × len(levels), columns in the
+    order of ``levels``) holds resampled per-level means: ρ's CI, the per-level CIs (replacing the t interval
+    over replicates) and the count of levels distinguishable from 0 come from it.
     """
     if len(levels) != len(effects):
         raise ValueError(f"{len(levels)} levels but {len(effects)} effects")
@@ -98,9 +119,17 @@ def dose_response(levels: Sequence[float], effects: Effects, *, confidence: floa
     groups = [all_groups[i] for i in order]
     table = pd.DataFrame([_level_row(float(l), g, confidence) for l, g in zip(lv, groups)],
                          columns=["level", "n", "mean", "ci_low", "ci_high"])
+    extra: dict[str, Any] = {}
+    if boot is not None:
+        boot = np.asarray(boot, dtype=float)[:, order]
+        cis = [percentile_ci(boot[:, i], confidence) for i in range(len(lv))]
+        table["ci_low"], table["ci_high"] = [c[0] for c in cis], [c[1] for c in cis]
+        apart = [lo > 0 or hi < 0 or (np.isinf(m) and m > 0) for (lo, hi), m in zip(cis, table["mean"])]
+        lo, hi = percentile_ci(rho_samples(lv, boot), confidence)
+        extra = dict(rho_ci_low=lo, rho_ci_high=hi, n_boot=len(boot), n_distinguishable=int(sum(apart)))
     means = table["mean"].to_numpy(dtype=float)
     nan = float("nan")
-    common = dict(levels=lv.tolist(), table=table, alternative=alternative, confidence=confidence)
+    common = dict(levels=lv.tolist(), table=table, alternative=alternative, confidence=confidence, **extra)
     if any(len(g) == 0 or np.isnan(g).any() for g in groups):
         return DoseResponse("inconclusive", "a level has no effect value or a NaN one", rho=nan, p=nan,
                             monotonic=False, n_violations=0, violations=[], rho_points=nan, p_points=nan, **common)
@@ -120,6 +149,30 @@ def dose_response(levels: Sequence[float], effects: Effects, *, confidence: floa
         status, reason = "inconclusive", "the effect is constant across levels"
     return DoseResponse(status, reason, rho=rho, p=p, monotonic=not drops, n_violations=len(drops),
                         violations=drops, rho_points=rho_pts, p_points=p_pts, **common)
+
+
+@dataclass
+class HierarchyCheck:
+    status: str  # pass | fail | inconclusive
+    holds: bool
+    failed: list[str]  # the inequalities that do not hold, e.g. "random > bottom"
+    values: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def hierarchy(deltas: Mapping[str, float], order: Sequence[str] = ("super", "random", "bottom")) -> HierarchyCheck:
+    """Checks the strict chain order[0] > order[1] > … (default super > random > bottom) on point values."""
+    missing = [k for k in order if k not in deltas]
+    if missing:
+        raise KeyError(f"hierarchy needs {missing}")
+    values = {k: float(deltas[k]) for k in order}
+    if any(np.isnan(v) for v in values.values()):
+        nan_keys = [k for k, v in values.items() if np.isnan(v)]
+        return HierarchyCheck("inconclusive", False, [f"{k} is NaN" for k in nan_keys], values)
+    failed = [f"{hi} > {lo}" for hi, lo in zip(order, order[1:]) if not values[hi] > values[lo]]
+    return HierarchyCheck("fail" if failed else "pass", not failed, failed, values)
 
 
 @dataclass
@@ -151,4 +204,4 @@ def hierarchy_at_each_level(levels: Sequence[float], effects: Mapping[str, Effec
     return HierarchyByLevel(table, len(table), n_hold, bool(len(table)) and n_hold == len(table))
 
 
-__all__ = ["spearman", "DoseResponse", "dose_response", "HierarchyByLevel", "hierarchy_at_each_level"]
+__all__ = ["spearman", "rho_samples", "DoseResponse", "HierarchyCheck", "hierarchy", "dose_response", "HierarchyByLevel", "hierarchy_at_each_level"]

@@ -99,4 +99,19 @@ def overlap(a: pd.DataFrame, b: pd.DataFrame, *, scores_a: ScoreSource = None,
                    len(inter) / smaller if smaller else float("nan"), rho, p, basis, len(keys))
 
 
-__all__ = ["Overlap", "overlap"]
+def seed_mean_ci(values, *, n_boot: int = 2000, confidence: float = 0.95,
+                 rng_seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of per-seed values, resampling seeds (numpy default_rng(rng_seed)).
+
+    (NaN, NaN) with fewer than two seeds or any non-finite value: one seed says nothing about the spread.
+    """
+    x = np.asarray(list(values), dtype=float)
+    if len(x) < 2 or not np.isfinite(x).all():
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(rng_seed)
+    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(lo), float(hi)
+
+
+__all__ = ["Overlap", "overlap", "seed_mean_ci"]

@@ -1,4 +1,9 @@
-"""Power of the one-sided paired t-test (statsmodels ``TTestPower``) at an observed effect size d_z."""
+"""Power of the test that is graded: a one-sided Wilcoxon signed-rank on per-document differences, Holm-corrected.
+
+statsmodels has no Wilcoxon power, so the t-test power (``TTestPower``) stands in at the Wilcoxon's asymptotic
+relative efficiency against the t-test under normality, 3/π: a Wilcoxon on n documents is worth a t-test on
+n·3/π. Holm's first step tests at α/m, so α/m (the Bonferroni bound) is the conservative level for m tests.
+"""
 
 from __future__ import annotations
 
@@ -12,63 +17,70 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from esa.analysis.paired import PairedTest
 
+WILCOXON_ARE = 3 / math.pi
+POWER_METHOD = ("one-sided Wilcoxon signed-rank on per-document differences at α/m (Bonferroni bound of Holm over "
+                "m distinct tests): statsmodels TTestPower with nobs = n_documents·3/π (the Wilcoxon's asymptotic "
+                "relative efficiency against the t-test)")
+
 
 @dataclass
 class PowerResult:
-    effect_size: float  # Cohen's d_z of the paired differences
-    n: int
-    alpha: float
-    power: float  # at the observed effect and n
+    effect_size: float  # Cohen's d_z of the per-document differences (the stated effect)
+    n: int  # documents
+    alpha: float  # the criterion's α
+    m_tests: int  # distinct tests in the Holm family
+    alpha_test: float  # α / m
+    power: float  # at effect_size and n
     target_power: float
-    n_for_target: float  # windows needed for target_power at the observed effect (ceil); NaN with a reason
+    n_for_target: float  # documents needed for target_power at effect_size (ceil); NaN with a reason
     reason: str
+    method: str = POWER_METHOD
     alternative: str = "larger"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def posthoc_power(effect_size: float, n: int, *, alpha: float = 0.05, target_power: float = 0.8) -> PowerResult:
-    """Power at the observed d_z and n, and the n that would give ``target_power`` at that effect.
-
-    Power at the observed effect is a restatement of the p-value, not new evidence; the useful number is
-    ``n_for_target``, for sizing a rerun. d ≤ 0 or non-finite d gives NaN with the reason.
-    """
+def wilcoxon_power(effect_size: float, n_docs: int, *, alpha: float = 0.05, m_tests: int = 1,
+                   target_power: float = 0.8) -> PowerResult:
+    """Power of the one-sided Wilcoxon on ``n_docs`` documents at α/m for a true d_z of ``effect_size``, and the
+    documents needed for ``target_power`` (``POWER_METHOD``). d ≤ 0 or non-finite d gives NaN with the reason."""
     nan = float("nan")
-    d = float(effect_size)
-    res = dict(effect_size=d, n=int(n), alpha=alpha, target_power=target_power)
+    d, m = float(effect_size), max(int(m_tests), 1)
+    level = alpha / m
+    res = dict(effect_size=d, n=int(n_docs), alpha=alpha, m_tests=m, alpha_test=level, target_power=target_power)
     if not math.isfinite(d):
         return PowerResult(power=nan, n_for_target=nan, reason=f"effect size is {d}", **res)
     if d <= 0:
         return PowerResult(power=nan, n_for_target=nan,
                            reason=f"effect size {d:.4g} ≤ 0: no effect in the tested direction", **res)
     analysis = TTestPower()
-    reasons = []
-    power = nan
-    if n >= 2:
-        power = float(analysis.power(effect_size=d, nobs=n, alpha=alpha, alternative="larger"))
+    reasons, power = [], nan
+    nobs = n_docs * WILCOXON_ARE
+    if nobs >= 2:
+        power = float(analysis.power(effect_size=d, nobs=nobs, alpha=level, alternative="larger"))
     else:
-        reasons.append(f"n = {n}: a t-test needs at least 2 windows")
-    if analysis.power(effect_size=d, nobs=2, alpha=alpha, alternative="larger") >= target_power:
-        n_target = 2.0  # the root finder fails when the smallest t-test already has the power
+        reasons.append(f"{n_docs} documents: too few for the approximation (needs n·3/π ≥ 2)")
+    if analysis.power(effect_size=d, nobs=2, alpha=level, alternative="larger") >= target_power:
+        needed = 2.0  # the root finder fails when the smallest test already has the power
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # reported below as a reason instead
-            needed = float(analysis.solve_power(effect_size=d, power=target_power, alpha=alpha,
+            needed = float(analysis.solve_power(effect_size=d, power=target_power, alpha=level,
                                                 alternative="larger"))
-        n_target = float(math.ceil(needed)) if math.isfinite(needed) else nan
         if not math.isfinite(needed):
             reasons.append("solve_power did not converge")
+    n_target = float(math.ceil(needed / WILCOXON_ARE)) if math.isfinite(needed) else nan
     return PowerResult(power=power, n_for_target=n_target, reason="; ".join(reasons), **res)
 
 
-def power_of(test: PairedTest, *, alpha: float = 0.05, target_power: float = 0.8) -> PowerResult:
-    """``posthoc_power`` for a ``compare_paired``/``compare_to_baseline`` result."""
+def power_of(test: PairedTest, *, alpha: float = 0.05, m_tests: int = 1, target_power: float = 0.8) -> PowerResult:
+    """``wilcoxon_power`` at the observed d_z and document count of a ``compare_paired`` result."""
     if test.status != "ok":
-        nan = float("nan")
-        return PowerResult(test.cohen_dz, test.n, alpha, nan, target_power, nan,
+        nan, m = float("nan"), max(int(m_tests), 1)
+        return PowerResult(test.cohen_dz, test.n, alpha, m, alpha / m, nan, target_power, nan,
                            f"test is {test.status}: {test.reason}")
-    return posthoc_power(test.cohen_dz, test.n, alpha=alpha, target_power=target_power)
+    return wilcoxon_power(test.cohen_dz, test.n, alpha=alpha, m_tests=m_tests, target_power=target_power)
 
 
-__all__ = ["PowerResult", "posthoc_power", "power_of"]
+__all__ = ["WILCOXON_ARE", "POWER_METHOD", "PowerResult", "wilcoxon_power", "power_of"]

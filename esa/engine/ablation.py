@@ -1,13 +1,14 @@
 """Single-weight ablation: the real held-out damage of zeroing one weight, against what each metric predicted.
 
-A sample of weights (a metric's global top set plus a stratified draw across its score range) is zeroed one at a
-time; each costs one pass over the same held-out windows. ``transfer_table`` then asks how well each score ranks
-that damage (Spearman ρ with a bootstrap CI over the sampled weights).
+A sample of weights (every checked metric's global top set plus a uniform draw over all scored weights) is zeroed
+one at a time; each costs one pass over the same held-out windows. ``transfer_table`` then asks how well each score
+ranks that damage (Spearman ρ with a bootstrap CI over the sampled weights; ρ on the uniform draw alone beside it).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -19,73 +20,115 @@ from tqdm import tqdm
 from esa.engine.batches import Batch, make_batches
 from esa.engine.targets import component_of, layer_of
 
-SAMPLE_COLUMNS = ["tensor", "flat_index", "rank", "sample", "stratum"]
+SAMPLE_COLUMNS = ["tensor", "flat_index", "rank", "sample", "stratum", "top_of"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Which weights
 
 
-def _flat_scores(scores: dict[str, torch.Tensor]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Tensor names in sorted order, their flat-index offsets, and all scores concatenated in that order."""
-    names = sorted(scores)
-    parts = [scores[n].detach().reshape(-1).to("cpu", torch.float64).numpy() for n in names]
-    offsets = np.concatenate([[0], np.cumsum([p.size for p in parts])]).astype(np.int64)
-    values = np.concatenate(parts) if parts else np.zeros(0)
-    return names, offsets, values
+def _index(rankings: Mapping[str, Mapping[str, torch.Tensor]]) -> tuple[list[str], np.ndarray]:
+    """One flat index over every tensor any metric scores: sorted tensor names and their offsets."""
+    sizes: dict[str, int] = {}
+    for scores in rankings.values():
+        for name, score in scores.items():
+            sizes.setdefault(name, score.numel())
+    names = sorted(sizes)
+    offsets = np.concatenate([[0], np.cumsum([sizes[n] for n in names])]).astype(np.int64)
+    return names, offsets
 
 
-def _allocate(n: int, capacity: np.ndarray) -> np.ndarray:
-    """Split n draws as evenly as possible over bins, never more than a bin holds (surplus to the others)."""
-    counts = np.zeros(len(capacity), dtype=np.int64)
-    left = n
-    while left > 0:
-        open_bins = np.flatnonzero(counts < capacity)
-        share = np.full(len(open_bins), left // len(open_bins))
-        share[: left % len(open_bins)] += 1  # remainder to the higher-score bins
-        take = np.minimum(share, capacity[open_bins] - counts[open_bins])
-        counts[open_bins] += take
-        left -= int(take.sum())
-    return counts
+def _flat(scores: Mapping[str, torch.Tensor], names: list[str], offsets: np.ndarray) -> np.ndarray:
+    """A metric's scores in the common flat order, NaN where it has no score for a tensor."""
+    values = np.full(int(offsets[-1]), np.nan)
+    for i, name in enumerate(names):
+        if scores.get(name) is not None:
+            values[offsets[i]: offsets[i + 1]] = scores[name].detach().reshape(-1).to("cpu", torch.float64).numpy()
+    return values
 
 
-def sample_weights(scores: dict[str, torch.Tensor], *, top: int, n_random: int, seed: int,
-                   n_bins: int = 10) -> pd.DataFrame:
-    """The global top-``top`` weights by these scores, plus ``n_random`` others spread over the score range.
+def _top(values: np.ndarray, top: int) -> np.ndarray:
+    """Flat indices of the ``top`` highest scores, highest first; ties by flat index; NaN never."""
+    key = np.where(np.isnan(values), -np.inf, values)
+    if top >= len(key):
+        picked = np.arange(len(key))
+    else:
+        cut = np.partition(key, len(key) - top)[len(key) - top] if top else np.inf
+        picked = np.flatnonzero(key >= cut)  # every tie at the cut, then ordered and cut to size
+    return picked[np.lexsort((picked, -key[picked]))][:top]
 
-    Ranking is tie-safe and deterministic: score descending, then tensor name, then flat index; NaN scores rank
-    last and are never drawn. The others are drawn without replacement from ``n_bins`` strata with log-spaced
-    edges in global rank (quantile) below the top set, in equal counts where the strata allow: a plain uniform
-    draw would almost never reach between the top set and the bulk, where the ranking matters. Returns one row
-    per weight: tensor, flat_index, rank (0 = highest score), sample (top | random), stratum (-1 for top).
+
+def sample_weights(rankings: Mapping[str, Mapping[str, torch.Tensor]], *, top: int, n_random: int, seed: int,
+                   weights: Mapping[str, torch.Tensor] | None = None, rank_by: str | None = None) -> pd.DataFrame:
+    """Weights to ablate, drawn so that no checked metric is favoured.
+
+    ``rankings``: metric -> its score tensors. The sample is the union of every metric's global top-``top`` (the
+    head where each metric claims its sensitive weights), plus ``n_random`` weights drawn uniformly without
+    replacement (seeded) from the other weights that some metric scores (a finite score), skipping weights that
+    are exactly zero in ``weights`` (zeroing them changes nothing). Sampling by one metric's ranks would
+    over-represent the range where that metric is informative and bias every other metric's ρ.
+
+    Ranking is tie-safe: score descending, then tensor name, then flat index; NaN last. Returns one row per weight,
+    top set first, each part ordered by rank: tensor, flat_index, rank (0 = highest ``rank_by`` score, default the
+    first metric), sample (top | random), stratum (-1 top, 0 the uniform draw), top_of (the metrics whose top set
+    holds the weight, comma-separated). ``attrs["sampling"]`` states the rule and its counts.
     """
-    if top < 0 or n_random < 0 or n_bins < 1:
-        raise ValueError(f"need top >= 0, n_random >= 0, n_bins >= 1; got {top}, {n_random}, {n_bins}")
-    names, offsets, values = _flat_scores(scores)
-    order = np.argsort(-values, kind="stable")  # stable: ties stay in (tensor name, flat index) order
-    n_finite = int(np.isfinite(values).sum())
-    if top + n_random > n_finite:
-        raise ValueError(f"asked for {top} + {n_random} weights, only {n_finite} have a finite score")
-    ranks = [np.arange(top, dtype=np.int64)]
-    strata = [np.full(top, -1, dtype=np.int64)]
-    if n_random:
-        edges = np.unique(np.round(np.geomspace(max(top, 1), n_finite, n_bins + 1)).astype(np.int64))
-        edges[0] = top
-        counts = _allocate(n_random, np.diff(edges))
-        rng = np.random.default_rng(seed)
-        for b, (lo, hi, k) in enumerate(zip(edges[:-1], edges[1:], counts)):
-            ranks.append(np.sort(lo + rng.choice(hi - lo, size=int(k), replace=False)))
-            strata.append(np.full(int(k), b, dtype=np.int64))
-    rank = np.concatenate(ranks)
-    flat = order[rank]
+    if top < 0 or n_random < 0 or not rankings:
+        raise ValueError(f"need top >= 0, n_random >= 0 and at least one metric; got {top}, {n_random}, "
+                         f"{len(rankings)}")
+    rank_by = rank_by or next(iter(rankings))
+    if rank_by not in rankings:
+        raise ValueError(f"rank_by '{rank_by}' is not one of the metrics given ({', '.join(rankings)})")
+    names, offsets = _index(rankings)
+    tops: dict[str, np.ndarray] = {}
+    scored = np.zeros(int(offsets[-1]), dtype=bool)
+    for metric, scores in rankings.items():
+        values = _flat(scores, names, offsets)
+        n_finite = int(np.isfinite(values).sum())
+        if top > n_finite:
+            raise ValueError(f"asked for the top {top} of {metric}, only {n_finite} weights have a finite score")
+        tops[metric] = _top(values, top)
+        scored |= np.isfinite(values)
+        if metric == rank_by:
+            order = np.argsort(-values, kind="stable")  # stable: ties stay in (tensor name, flat index) order
+    head = np.unique(np.concatenate(list(tops.values())))
+    pool = scored.copy()
+    pool[head] = False
+    n_scored_others = int(pool.sum())
+    if weights is not None:
+        for i, name in enumerate(names):
+            w = weights[name].detach().reshape(-1).cpu().numpy()
+            pool[offsets[i]: offsets[i + 1]] &= w != 0
+    candidates = np.flatnonzero(pool)
+    if n_random > len(candidates):
+        raise ValueError(f"asked for {n_random} random weights, only {len(candidates)} scored non-zero weights "
+                         f"are outside the top sets")
+    drawn = candidates[np.random.default_rng(seed).choice(len(candidates), size=n_random, replace=False)]
+    flat = np.concatenate([head, drawn]).astype(np.int64)
+    positions = np.flatnonzero(np.isin(order, flat))  # the ranks of the sampled weights, ascending
+    rank_of = dict(zip(order[positions].tolist(), positions.tolist()))
+    rank = np.array([rank_of[f] for f in flat.tolist()], dtype=np.int64)
+    is_top = np.arange(len(flat)) < len(head)
+    keep = np.lexsort((rank, ~is_top))
+    flat, rank, is_top = flat[keep], rank[keep], is_top[keep]
     which = np.searchsorted(offsets, flat, side="right") - 1
-    return pd.DataFrame({
+    members = {metric: set(index.tolist()) for metric, index in tops.items()}
+    frame = pd.DataFrame({
         "tensor": [names[i] for i in which],
         "flat_index": (flat - offsets[which]).astype(np.int64),
         "rank": rank,
-        "sample": np.where(rank < top, "top", "random"),
-        "stratum": np.concatenate(strata),
+        "sample": np.where(is_top, "top", "random"),
+        "stratum": np.where(is_top, -1, 0).astype(np.int64),
+        "top_of": [",".join(m for m in rankings if f in members[m]) for f in flat.tolist()],
     })
+    frame.attrs["sampling"] = {
+        "rule": f"union of the global top-{top} of each checked metric, plus {n_random} weights drawn uniformly "
+                f"without replacement (seed {seed}) from the other scored weights that are not exactly zero",
+        "metrics": list(rankings), "rank_by": rank_by, "top": top, "n_top": len(head),
+        "n_random": n_random, "seed": seed, "n_scored": int(scored.sum()), "n_candidates": len(candidates),
+        "n_zero_excluded": n_scored_others - len(candidates),
+    }
+    return frame
 
 
 def gather_scores(scores: dict[str, torch.Tensor | None], weights: pd.DataFrame) -> np.ndarray:
@@ -221,12 +264,14 @@ def _rho(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def transfer_table(ablations: pd.DataFrame, score_columns: list[str], *, absolute: bool = False,
                    n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per score column: Spearman ρ against delta_nll (``absolute``: against |delta_nll|) over the sampled weights
-    where both are finite, a seeded percentile-bootstrap 95% CI over those weights, n, and ρ on the top set alone
-    (rows with ``sample == "top"``)."""
+    where both are finite, a seeded percentile-bootstrap 95% CI over those weights, n, ρ on the top set alone
+    (rows with ``sample == "top"``) and ρ on the uniform draw alone (``sample == "random"``: an estimate for all
+    scored weights, free of the top sets' weight)."""
     rows = []
     delta = ablations["delta_nll"].to_numpy(dtype=float)
     delta = np.abs(delta) if absolute else delta
-    is_top = (ablations["sample"] == "top").to_numpy() if "sample" in ablations else np.zeros(len(delta), bool)
+    sample = ablations["sample"].to_numpy() if "sample" in ablations else np.full(len(delta), "")
+    is_top, is_random = sample == "top", sample == "random"
     for column in score_columns:
         score = ablations[column].to_numpy(dtype=float)
         ok = np.isfinite(score) & np.isfinite(delta)
@@ -240,9 +285,13 @@ def transfer_table(ablations: pd.DataFrame, score_columns: list[str], *, absolut
                 low, high = (float(v) for v in np.nanpercentile(boot, [2.5, 97.5]))
         top_ok = ok & is_top
         rho_top, _ = _rho(score[top_ok], delta[top_ok])
+        random_ok = ok & is_random
+        rho_random, _ = _rho(score[random_ok], delta[random_ok])
         rows.append({"column": column, "rho": rho, "p_value": p, "ci_low": low, "ci_high": high, "n": int(ok.sum()),
-                     "rho_top": rho_top, "n_top": int(top_ok.sum())})
-    return pd.DataFrame(rows, columns=["column", "rho", "p_value", "ci_low", "ci_high", "n", "rho_top", "n_top"])
+                     "rho_top": rho_top, "n_top": int(top_ok.sum()), "rho_random": rho_random,
+                     "n_random": int(random_ok.sum())})
+    return pd.DataFrame(rows, columns=["column", "rho", "p_value", "ci_low", "ci_high", "n", "rho_top", "n_top",
+                                       "rho_random", "n_random"])
 
 
 __all__ = ["sample_weights", "gather_scores", "locate", "ablate", "total_nll", "transfer_table"]

@@ -21,6 +21,7 @@ INT_VIEW: dict[torch.dtype, torch.dtype] = {
 }
 # Index of the most significant exponent bit (sign bit is width - 1).
 EXPONENT_MSB: dict[torch.dtype, int] = {torch.float64: 62, torch.float32: 30, torch.float16: 14, torch.bfloat16: 14}
+MANTISSA_BITS: dict[torch.dtype, int] = {torch.float64: 52, torch.float32: 23, torch.float16: 10, torch.bfloat16: 7}
 
 Bit = Literal["exponent_msb", "random"] | int
 
@@ -42,6 +43,19 @@ def bit_width(dtype: torch.dtype) -> int:
 def exponent_msb(dtype: torch.dtype) -> int:
     bit_width(dtype)
     return EXPONENT_MSB[dtype]
+
+
+def exponent_field(values: torch.Tensor) -> torch.Tensor:
+    """The biased exponent field of each value's stored bits (int32, same shape and device).
+
+    Equal fields mean the same binary exponent of |w| in the stored dtype; zero and subnormals share field 0,
+    inf and NaN have the all-ones field. Computed in the integer view's own width (no widened copy).
+    """
+    width = bit_width(values.dtype)
+    shift = MANTISSA_BITS[values.dtype]
+    ints = values.contiguous().view(INT_VIEW[values.dtype])
+    # The arithmetic shift drags the sign bit along; the mask keeps only the exponent bits.
+    return ((ints >> shift) & ((1 << (width - 1 - shift)) - 1)).to(torch.int32)
 
 
 def masks(dtype: torch.dtype, bits: torch.Tensor | int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -91,5 +105,5 @@ def flip_bits_(tensor: torch.Tensor, flat_index: torch.Tensor, bits: torch.Tenso
     return tensor
 
 
-__all__ = ["INT_VIEW", "EXPONENT_MSB", "Bit", "int_view_dtype", "bit_width", "exponent_msb", "masks",
-           "resolve_bits", "flip_bits", "flip_bits_"]
+__all__ = ["INT_VIEW", "EXPONENT_MSB", "MANTISSA_BITS", "Bit", "int_view_dtype", "bit_width", "exponent_msb",
+           "exponent_field", "masks", "resolve_bits", "flip_bits", "flip_bits_"]

@@ -59,6 +59,11 @@ class Applied:
     n_touched: int
     n_changed: int  # touched elements whose bits changed
     n_nonfinite: int  # NaN/inf among the new values: the condition is diverged
+    # |new| against |old| per touched element; a NaN on either side counts in none, so the three sum to
+    # n_touched less those. A bit flip scales by a power of two in either direction, so the split says which.
+    n_grew: int = 0
+    n_shrank: int = 0
+    n_unchanged: int = 0
     restored: bool = False
 
     @property
@@ -87,6 +92,7 @@ class Applied:
     def summary(self) -> dict[str, Any]:
         return {"perturbation": self.perturbation, "params": asdict(self.params), "seed": self.seed,
                 "n_touched": self.n_touched, "n_changed": self.n_changed, "n_nonfinite": self.n_nonfinite,
+                "n_grew": self.n_grew, "n_shrank": self.n_shrank, "n_unchanged": self.n_unchanged,
                 "diverged": self.diverged, "tensors": len(self.tensors), "saved_bytes": self.saved_bytes}
 
 
@@ -173,7 +179,7 @@ def apply(source: ParamSource, selection: pd.DataFrame, perturbation: str, param
     maxima = _score_max(groups, getattr(p, "normalize", "global") == "per_matrix")
 
     saved: list[Saved] = []
-    n_changed, n_nonfinite, n_touched = [], [], 0
+    n_changed, n_nonfinite, n_touched, grew, shrank, same = [], [], 0, [], [], []
     try:
         with torch.no_grad():
             for g in groups:
@@ -200,11 +206,16 @@ def apply(source: ParamSource, selection: pd.DataFrame, perturbation: str, param
                 n_touched += index.numel()
                 n_changed.append((new_raw != old_raw).sum())
                 n_nonfinite.append((~torch.isfinite(new)).sum())
+                # In the stored dtype: exact, and inf (overflow) compares as grown.
+                grew.append((new.abs() > old.abs()).sum())
+                shrank.append((new.abs() < old.abs()).sum())
+                same.append((new.abs() == old.abs()).sum())
     except BaseException:
         Applied(perturbation, p, seed, saved, 0, 0, 0).restore(check=False)  # leave the model as it was
         raise
     total = lambda xs: int(sum(int(x) for x in xs))  # noqa: E731  (one sync per matrix, after all writes)
-    return Applied(perturbation, p, int(seed), saved, n_touched, total(n_changed), total(n_nonfinite))
+    return Applied(perturbation, p, int(seed), saved, n_touched, total(n_changed), total(n_nonfinite),
+                   total(grew), total(shrank), total(same))
 
 
 def matrix_view(param: torch.Tensor, expert: int | None) -> torch.Tensor:

@@ -49,7 +49,8 @@ class GaussParams:
 
 @dataclass(frozen=True)
 class BitFlipParams:
-    """``prob``: fraction of the targeted weights flipped (max(1, round(prob·n)) of them, chosen with the seed)."""
+    """``prob``: fraction of the targeted weights flipped, matrix by matrix: max(1, round(prob·n)) of a matrix's
+    n (half up), chosen with the seed. Sets with the same per-matrix sizes flip the same per-matrix counts."""
 
     bit: Bit = "exponent_msb"
     prob: float = 1.0
@@ -176,15 +177,24 @@ def _scale(t: Touch, p: ScaleParams) -> torch.Tensor:
     return (t.old.to(t.compute_dtype()) * torch.tensor(p.factor, dtype=t.compute_dtype())).to(t.old.dtype)
 
 
+# Noise perturbations compute noise = level · (one standard-normal draw) · base, with the draw depending only on
+# the seed and the touched elements: a dose series with a fixed seed then uses common random numbers, and level
+# 2a is exactly twice level a's noise (before the sum is rounded to the stored dtype).
+
+
+def _noise(t: Touch, level: float, base: torch.Tensor) -> torch.Tensor:
+    return level * (t.randn() * base)
+
+
 def _gauss(t: Touch, p: GaussParams) -> torch.Tensor:
     w = t.old.to(t.compute_dtype())
     if p.sigma_mode == "abs":
-        sigma = p.scale * w.abs()
+        base = w.abs()
     elif p.sigma_mode == "tensor_std":
-        sigma = p.scale * t.matrix.to(t.compute_dtype()).std()
+        base = t.matrix.to(t.compute_dtype()).std()
     else:
         raise ValueError(f"unknown sigma_mode '{p.sigma_mode}' (expected abs or tensor_std)")
-    return (w + sigma * t.randn()).to(t.old.dtype)
+    return (w + _noise(t, p.scale, base)).to(t.old.dtype)
 
 
 def _bit_flip(t: Touch, p: BitFlipParams) -> torch.Tensor:
@@ -192,21 +202,26 @@ def _bit_flip(t: Touch, p: BitFlipParams) -> torch.Tensor:
     return flip_bits(t.old, bits.to(t.old.device))
 
 
+def kept_count(prob: float, n: int) -> int:
+    """How many of a matrix's n targeted weights a bit flip with ``prob`` flips: round(prob·n) half up, >= 1."""
+    return 0 if n == 0 else max(1, int(np.floor(prob * n + 0.5)))
+
+
 def _keep_fraction(groups: list[Group], p: BitFlipParams, ctx: ExpandContext) -> list[Group]:
+    # Per matrix, not over the whole set: a super set and its control have the same per-matrix sizes, so they
+    # then flip the same number of weights in each matrix (a set-wide draw would not).
     if not 0 < p.prob <= 1:
         raise ValueError(f"prob must be in (0, 1], got {p.prob}")
-    total = sum(len(g.index) for g in groups)
-    if p.prob == 1 or total == 0:
+    if p.prob == 1:
         return groups
-    m = max(1, int(round(p.prob * total)))
-    keep = np.zeros(total, dtype=bool)
-    keep[torch.randperm(total, generator=ctx.generator)[:m].numpy()] = True
-    out, lo = [], 0
+    out = []
     for g in groups:
-        k = keep[lo: lo + len(g.index)]
-        lo += len(g.index)
-        if k.any():
-            out.append(Group(g.tensor, g.expert, g.component, g.index[k], None if g.score is None else g.score[k]))
+        m = kept_count(p.prob, len(g.index))
+        if m == 0:
+            continue
+        keep = np.zeros(len(g.index), dtype=bool)
+        keep[torch.randperm(len(g.index), generator=ctx.generator)[:m].numpy()] = True
+        out.append(Group(g.tensor, g.expert, g.component, g.index[keep], None if g.score is None else g.score[keep]))
     return out
 
 
@@ -228,7 +243,7 @@ def _adaptive(t: Touch, p: AdaptiveParams) -> torch.Tensor:
         raise ValueError("adaptive: the maximum |score| must be > 0")
     w = t.old.to(t.compute_dtype())
     rel = (t.score.abs() / top).to(w.device, w.dtype)
-    return (w + p.scale * w.abs() * rel * t.randn()).to(t.old.dtype)
+    return (w + _noise(t, p.scale, w.abs() * rel)).to(t.old.dtype)
 
 
 _INNER = {"zero": (_zero, ZeroParams), "sign_flip": (_sign_flip, SignFlipParams), "gauss_noise": (_gauss, GaussParams)}

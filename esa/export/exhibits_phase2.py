@@ -71,21 +71,42 @@ class Hotspot:
     n_seeds: int
     heat: pd.DataFrame
     chart: alt.LayerChart | None  # None when the run has no top-k yet
+    by: str = "component"
+    cells: pd.DataFrame | None = None  # graded enrichment per cell and seed (empty without an analysis)
+    enrichment: Mapping[str, Any] | None = None  # top cell, value, CI, null 95th percentile
 
 
 def hotspot(spec: Any, runs: Sequence[Any], results: Phase2Results) -> Hotspot | None:
-    """The layer × component heatmap of the hotspot criterion's run (None when no run selects globally)."""
-    target = tables2.hotspot_target(spec) if spec else None
+    """The layer × component heatmap and the per-cell enrichment of the hotspot criterion's run (None when no
+    run selects globally)."""
+    target = tables2.hotspot_grouping(spec) if spec else None
     if target is None:
         return None
-    run_id, metric = target
+    run_id, metric, by = target
     run = next(r for r in runs if r.id == run_id)
+    cells, enrichment = tables2.hotspot_cells_frame(run_id, metric, by, results)
     topk = results.stacked(run, "topk.parquet")
     heat = charts2.hotspot_frame(topk, results.stacked(run, "tensor_stats.parquet"), metric, "global")
     if heat.empty:
-        return Hotspot(run_id, metric, 0, heat, None)
+        return Hotspot(run_id, metric, 0, heat, None, by, cells, enrichment)
     title = alt.TitleParams(f"{metric}: global top-{run.topk} per layer × component", subtitle=f"run {run_id}")
-    return Hotspot(run_id, metric, topk["seed"].nunique(), heat, charts2.hotspot_chart(heat, title))
+    return Hotspot(run_id, metric, topk["seed"].nunique(), heat, charts2.hotspot_chart(heat, title), by, cells,
+                   enrichment)
+
+
+def hotspot_sentence(spot: Hotspot) -> str | None:
+    """What the graded hotspot number is, for the per-cell enrichment table."""
+    e = spot.enrichment or {}
+    if not e.get("top_cell"):
+        return None
+    ci = tables2.ci_text(e.get("ci_low"), e.get("ci_high"))
+    return (f"Enrichment of each {spot.by} in `{spot.metric}`'s global top-k (run `{spot.run_id}`): its share of "
+            f"the selected weights ÷ its share of the parameters, per seed. Most enriched {spot.by}: "
+            f"**{e['top_cell']}**, mean {tables.fmt(e.get('value'))} (95% CI {ci}, "
+            f"bootstrap over seeds). Drawing the same number of weights at random in proportion to parameter "
+            f"counts, the largest mean enrichment reaches {tables.fmt(e.get('null_p95'))} in 95% of "
+            f"{tables.fmt(e.get('n_null'))} draws: the criterion is graded against the larger of its threshold "
+            "and that number.")
 
 
 def build(root: Path) -> Exhibits:
@@ -114,13 +135,17 @@ def build(root: Path) -> Exhibits:
                    charts2.stability_chart(curve, threshold=threshold(spec, grades, "jaccard_stability", 0.4)))
     for run_id, chart in overlap_charts(runs, results):
         out.figure(f"metric-agreement-{run_id}", f"Phase 2: top-k Jaccard between metrics, run {run_id}.", chart)
-    out.table("heavy-tails", "Phase 2: heavy tails per run and metric (medians over matrices, means over seeds).",
-              tables2.tails_frame(runs, results))
+    out.table("heavy-tails", "Phase 2: heavy tails per run and metric. Excess over null = top-1% mean ÷ median of "
+              "the scores over the same ratio once the data factor is shuffled against the weights (median over "
+              "matrices, 95% CI by bootstrap over matrices; graded); the other columns are descriptive (medians "
+              "over matrices, means over seeds).", tables2.tails_frame(runs, results))
     spot = hotspot(spec, runs, results)
     if spot is not None and spot.chart is not None:
         out.figure("hotspots", f"Phase 2: {spot.metric} global top-k per layer × component, run {spot.run_id} "
                    f"(mean over {spot.n_seeds} seed(s)); colour: enrichment over the parameter share.", spot.chart)
-    out.table("hotspot-tests", "Phase 2: chi-square tests of global top-k counts against parameter shares.",
+    out.table("hotspot-tests", "Phase 2: most enriched layer or component of each global top-k (share of the "
+              "selected weights ÷ share of the parameters; mean over seeds, 95% CI by bootstrap over seeds) against "
+              "the 95th percentile random draws reach; the chi-square p is descriptive only.",
               tables2.hotspot_tests_frame(runs, results))
     reports = tables2.superweight_reports(runs, results)
     out.table("superweight-candidates", "Phase 2: super-weight candidates.", tables2.superweight_candidates(reports))

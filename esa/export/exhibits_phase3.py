@@ -21,7 +21,7 @@ def conditions(runs: Sequence[Any], results: Phase2Results) -> tuple[pd.DataFram
     run_ids = [r.id for r in runs]
     rows = charts3.condition_rows(results.analysis, results.parquet("conditions.parquet"))
     rows = rows[rows["run"].isin(run_ids)].reset_index(drop=True)  # a run dropped from the spec is not reported
-    return rows, charts3.condition_summary(rows, order=run_ids)
+    return rows, charts3.condition_summary(rows, order=run_ids, analysis=results.analysis)
 
 
 def stats_display(analysis: dict | None, runs: Sequence[Any], per_seed: bool = False) -> pd.DataFrame:
@@ -50,13 +50,16 @@ def build(root: Path) -> Exhibits:
     out.table("perturbed", "Phase 3: what was perturbed (weights touched: super / controls).",
               tables3.perturbed_frame(runs, results))
     if not summary.empty:
+        kinds = " / ".join(charts3.CI_WORDS[k] for k in dict.fromkeys(summary["ci_kind"]))
         out.figure("delta-ppl", "Phase 3: ΔPPL by condition, each run at its first level; bars: mean over seeds, "
-                   "error bars: 95% t-interval across seeds.", charts3.delta_chart(charts3.bar_frame(summary)))
-    out.table("conditions", "Phase 3: ΔPPL (mean ± sd over the seeds that did not diverge) for every level of "
-              "every run; diverged: seeds with non-finite perplexity of those evaluated.",
-              tables3.conditions_frame(summary, runs))
-    unit = ("Paired over evaluation windows; ratio = ΔPPL(a) ÷ ΔPPL(b) with a 95% paired bootstrap CI; ΔNLL diff "
-            "in nats per token with its 95% t interval; one-sided Wilcoxon, Holm-corrected and t-test p.")
+                   f"error bars: {kinds}.", charts3.delta_chart(charts3.bar_frame(summary)))
+    out.table("conditions", "Phase 3: ΔPPL (mean ± sd over the seeds that did not diverge, and the 95% CI of the "
+              "mean from resampling evaluation documents) for every level of every run; diverged: seeds with "
+              "non-finite perplexity of those evaluated.", tables3.conditions_frame(summary, runs))
+    unit = ("Paired over evaluation documents (windows of one document are not independent); ratio = ΔPPL(a) ÷ "
+            "ΔPPL(b) with a 95% cluster-bootstrap CI (documents resampled); ΔNLL diff in nats per token, mean over "
+            "documents with its 95% t interval; one-sided Wilcoxon on per-document ΔNLL, Holm-corrected, and "
+            "t-test p; power of that Wilcoxon at α/m.")
     out.table("statistics", f"Phase 3: paired comparisons, seeds pooled conservatively. {unit}",
               stats_display(analysis, runs))
     out.table("statistics-per-seed", f"Phase 3: paired comparisons per seed. {unit}",
@@ -65,10 +68,14 @@ def build(root: Path) -> Exhibits:
     if not dose.empty:
         out.figure("dose-response", "Phase 3: ΔPPL against the perturbation level (log scale); points: seeds, "
                    "line: mean over seeds.", charts3.dose_chart(dose))
-    out.table("dose-response", "Phase 3: Spearman ρ of mean ΔPPL against level, with a one-sided permutation p.",
+    out.table("dose-response", "Phase 3: Spearman ρ of mean ΔPPL against level, with a 95% CI from resampling "
+              "evaluation documents and a one-sided permutation p; levels ≠ 0: levels whose ΔPPL CI excludes 0.",
               tables3.dose_table(analysis, runs))
     if not rows.empty:
         for run_id, repeat_id in tables3.repeat_pairs(spec):
+            pair = ((analysis or {}).get("pairs") or {}).get(f"{run_id}|{repeat_id}")
+            frame = tables3.repeat_frame(rows, run_id, repeat_id)
+            said = tables3.repeat_sentence(frame, run_id, repeat_id, pair).replace("`", "")
             out.table(f"repeatability-{run_id}-{repeat_id}", f"Phase 3: repeatability, ΔPPL of {run_id} and "
-                      f"{repeat_id} per shared condition.", tables3.repeat_frame(rows, run_id, repeat_id))
+                      f"{repeat_id} per shared condition. {said}", frame)
     return out

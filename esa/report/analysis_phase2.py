@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from esa.analysis.hotspots import hotspots
-from esa.analysis.overlap import overlap
+from esa.analysis.hotspots import hotspot_enrichment, hotspots
+from esa.analysis.overlap import overlap, seed_mean_ci
 from esa.analysis.stability import pairwise_jaccard
-from esa.analysis.tails import heavy_tail_summary
+from esa.analysis.tails import heavy_tail_summary, tail_excess
+from esa.engine.metrics import weight_power
 from esa.spec import Spec
 from esa.stageio import write_json
 
@@ -57,20 +58,33 @@ def analyze_run(spec: Spec, run, root: Path) -> tuple[dict, list[dict], list[str
             curve.append(entry)
             result["stability"][f"{metric}/{mode}/k{k}"] = entry
     for metric in run.metrics:
-        per_seed = [heavy_tail_summary(stats[s][stats[s]["metric"] == metric]).as_dict() for s in run.seeds]
-        result["tails"][metric] = {"value": _mean([t["value"] for t in per_seed]), "per_seed": per_seed}
+        chosen_stats = {s: stats[s][stats[s]["metric"] == metric] for s in run.seeds}
+        per_seed = [heavy_tail_summary(frame).as_dict() for frame in chosen_stats.values()]
+        result["tails"][metric] = {"value": _mean([t["value"] for t in per_seed]), "per_seed": per_seed,
+                                   "null": null_excess(run, metric, chosen_stats)}
         if "global" in run.modes:
             for by in ("layer", "component"):
-                tests = []
-                for s in run.seeds:
-                    chosen = topk[s][(topk[s]["metric"] == metric) & (topk[s]["mode"] == "global")]
-                    params = stats[s][stats[s]["metric"] == metric].rename(columns={"count": "n_params"})
-                    tests.append(hotspots(chosen, params, by=by).as_dict())
-                result["hotspots"][f"{metric}/{by}"] = {
-                    "pvalue_max": max(t["pvalue"] for t in tests), "per_seed": tests}
+                result["hotspots"][f"{metric}/{by}"] = run_hotspots(topk, chosen_stats, run.seeds, metric, by)
     for (a, b), mode in itertools.product(itertools.combinations(run.metrics, 2), run.modes):
         result["overlap"][f"{a}|{b}/{mode}"] = pair_overlap(spec, root, (run, a), (run, b), mode, run.topk)
     return result, curve, []
+
+
+def null_excess(run, metric: str, stats_by_seed: dict) -> dict:
+    """The graded tail excess over the no-structure null, or why there is none."""
+    power = weight_power(metric, getattr(run, "hutchinson_mode", "abs"))
+    if power is None:
+        return {"defined": False, "reason": f"no null defined for {metric} (its score has no weight factor)"}
+    return {"defined": True, "weight_power": power, **tail_excess(stats_by_seed).as_dict()}
+
+
+def run_hotspots(topk: dict, stats_by_seed: dict, seeds: list[int], metric: str, by: str) -> dict:
+    """Graded enrichment (with its Monte-Carlo null) and the descriptive chi-square, per seed."""
+    chosen = {s: topk[s][(topk[s]["metric"] == metric) & (topk[s]["mode"] == "global")] for s in seeds}
+    params = {s: stats_by_seed[s].rename(columns={"count": "n_params"}) for s in seeds}
+    tests = [hotspots(chosen[s], params[s], by=by).as_dict() for s in seeds]
+    enrich = hotspot_enrichment(chosen, params[seeds[0]], by=by)
+    return {"pvalue_max": max(t["pvalue"] for t in tests), "per_seed": tests, "enrichment": enrich.as_dict()}
 
 
 def pair_overlap(spec: Spec, root: Path, left, right, mode: str, k: int) -> dict:
@@ -89,7 +103,10 @@ def pair_overlap(spec: Spec, root: Path, left, right, mode: str, k: int) -> dict
                          scores_b=_load_scores(root, spec, run_b.id, seed, metric_b))
         rows.append({"seed": seed, **result.as_dict()})
     keys = ("jaccard", "overlap_coefficient", "spearman_rho")
-    return {"seeds": seeds, "k": k, "mode": mode, "per_seed": rows, **{key: _mean([r[key] for r in rows]) for key in keys}}
+    # CI of the seed mean by resampling seeds: NaN with one seed (nothing to say about the spread).
+    ci = {key: list(seed_mean_ci([r[key] for r in rows], rng_seed=k)) for key in keys[:2]}
+    return {"seeds": seeds, "k": k, "mode": mode, "per_seed": rows, "ci": ci,
+            **{key: _mean([r[key] for r in rows]) for key in keys}}
 
 
 def _mean(values: list[float]) -> float:

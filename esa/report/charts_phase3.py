@@ -18,18 +18,23 @@ from scipy import stats
 
 from esa.report.charts import OKABE_ITO
 
-TARGETS = ("super", "random_k", "bottom_k")
-TARGET_COLORS = {"super": OKABE_ITO[3], "random_k": OKABE_ITO[0], "bottom_k": OKABE_ITO[2]}
+TARGETS = ("super", "random_k", "bottom_k")  # the hierarchy chain
+ALL_TARGETS = ("super", "random_k", "random_matched", "bottom_k")  # display order; random_matched ranks with random
+TARGET_COLORS = {"super": OKABE_ITO[3], "random_k": OKABE_ITO[0], "random_matched": OKABE_ITO[4],
+                 "bottom_k": OKABE_ITO[2]}
+COUNT_COLUMNS = ["n_grew", "n_shrank", "n_unchanged"]
 ROW_COLUMNS = ["run", "seed", "level", "target", "ppl", "delta_ppl", "status", "n_touched", "n_windows",
-               "n_nonfinite_windows"]
+               "n_nonfinite_windows", "n_docs", "delta_ci_low", "delta_ci_high", *COUNT_COLUMNS]
 SUMMARY_COLUMNS = ["run", "level", "target", "n_seeds", "n_diverged", "n_touched", "mean", "sd", "ci_low",
-                   "ci_high", "status", "label"]
+                   "ci_high", "status", "label", "ci_kind"]
+CI_WORDS = {"documents": "95% CI, evaluation documents resampled (mean over seeds)",
+            "seeds": "95% t-interval across seeds"}
 PADDING = {"left": 16, "top": 5, "right": 40, "bottom": 5}
 DIVERGED_GREY = "#bbbbbb"
 
 
 def _target_color() -> alt.Scale:
-    return alt.Scale(domain=list(TARGETS), range=[TARGET_COLORS[t] for t in TARGETS])
+    return alt.Scale(domain=list(ALL_TARGETS), range=[TARGET_COLORS[t] for t in ALL_TARGETS])
 
 
 # --- Shared data preparation -------------------------------------------------------------------------------
@@ -47,7 +52,8 @@ def condition_rows(analysis: Mapping[str, Any] | None = None, conditions: pd.Dat
                            for row in result.get("rows") or []])
     if df.empty:
         return pd.DataFrame(columns=ROW_COLUMNS)
-    for col in ("level", "ppl", "delta_ppl", "n_touched", "n_windows", "n_nonfinite_windows"):
+    for col in ("level", "ppl", "delta_ppl", "n_touched", "n_windows", "n_nonfinite_windows", "n_docs",
+                "delta_ci_low", "delta_ci_high", *COUNT_COLUMNS):
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else math.nan
     df["status"] = df["status"].fillna("ok").astype(str) if "status" in df else "ok"
     return df[ROW_COLUMNS].reset_index(drop=True)
@@ -63,18 +69,35 @@ def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, flo
     return mean - half, mean + half
 
 
-def condition_summary(rows: pd.DataFrame, confidence: float = 0.95, order: Sequence[str] = ()) -> pd.DataFrame:
-    """Per run, level and target: mean, sd and t-interval of ΔPPL over the seeds that did not diverge.
+def _document_cis(analysis: Mapping[str, Any] | None) -> dict[tuple, tuple[float, float]]:
+    """(run, level, target) -> the grade stage's CI of the mean ΔPPL over seeds, documents resampled."""
+    out = {}
+    for run_id, result in ((analysis or {}).get("runs") or {}).items():
+        for e in result.get("effects") or []:
+            lo, hi = pd.to_numeric(pd.Series([e.get("ci_low"), e.get("ci_high")]), errors="coerce")
+            out[(run_id, float(e["level"]), e["target"])] = (float(lo), float(hi))
+    return out
 
-    ``status`` is ok, diverged (every seed) or partly diverged; ``label`` says so in words for the charts. Runs
-    come in ``order`` (e.g. the spec's), then as they first appear.
+
+def condition_summary(rows: pd.DataFrame, confidence: float = 0.95, order: Sequence[str] = (),
+                      analysis: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Per run, level and target: mean, sd and an interval of ΔPPL over the seeds that did not diverge.
+
+    The interval is the grade stage's document-resampling CI of the mean when ``analysis`` has it (``ci_kind``
+    documents), else the t-interval across seeds (``ci_kind`` seeds). ``status`` is ok, diverged (every seed) or
+    partly diverged; ``label`` says so in words for the charts. Runs come in ``order`` (e.g. the spec's), then as
+    they first appear.
     """
+    document_cis = _document_cis(analysis)
     out = []
     for (run, level, target), group in rows.groupby(["run", "level", "target"], sort=False):
         diverged = (group["status"] != "ok") | ~np.isfinite(group["delta_ppl"].to_numpy(dtype=float))
         finite = group.loc[~diverged, "delta_ppl"].to_numpy(dtype=float)
         n, k = len(group), int(diverged.sum())
         low, high = t_interval(finite, confidence)
+        ci_kind = "seeds"
+        if k == 0 and (run, float(level), target) in document_cis:
+            (low, high), ci_kind = document_cis[(run, float(level), target)], "documents"
         status = "ok" if k == 0 else "diverged" if k == n else "partly diverged"
         touched = group["n_touched"].dropna()
         out.append({
@@ -83,10 +106,10 @@ def condition_summary(rows: pd.DataFrame, confidence: float = 0.95, order: Seque
             "mean": float(finite.mean()) if len(finite) else math.nan,
             "sd": float(finite.std(ddof=1)) if len(finite) > 1 else math.nan,
             "ci_low": low, "ci_high": high, "status": status,
-            "label": "" if k == 0 else "diverged" if k == n else f"{k}/{n} diverged",
+            "label": "" if k == 0 else "diverged" if k == n else f"{k}/{n} diverged", "ci_kind": ci_kind,
         })
     df = pd.DataFrame(out, columns=SUMMARY_COLUMNS)
-    targets = {t: i for i, t in enumerate(TARGETS)}
+    targets = {t: i for i, t in enumerate(ALL_TARGETS)}
     runs = {r: i for i, r in enumerate(dict.fromkeys([*order, *rows["run"]]))}
     df["_run"], df["_target"] = df["run"].map(runs), df["target"].map(targets).fillna(len(targets))
     df = df.sort_values(["_run", "_target", "level"], kind="stable")
@@ -152,13 +175,13 @@ def bar_frame(summary: pd.DataFrame) -> pd.DataFrame:
              for run, level in zip(shown["run"], shown["level"])]
     column = [f"{t} ({label})" if status == "partly diverged" else t
               for t, label, status in zip(shown["target"], shown["label"], shown["status"])]
-    order = shown["target"].map({t: i for i, t in enumerate(TARGETS)}).fillna(len(TARGETS))
+    order = shown["target"].map({t: i for i, t in enumerate(ALL_TARGETS)}).fillna(len(ALL_TARGETS))
     return shown.assign(panel=panel, column=column, order=order)
 
 
 def delta_chart(frame: pd.DataFrame, title: str = "ΔPPL by condition", columns: int = 4,
                 height: int = 200) -> alt.FacetChart:
-    """Mean ΔPPL per target (bars, t-interval across seeds as error bars), one panel per run.
+    """Mean ΔPPL per target (bars; error bars: the summary's interval, see ``condition_summary``), one panel per run.
 
     A condition where every seed diverged has no bar: its column is shaded grey and labelled "diverged"; where
     only some seeds diverged the bar shows the others and its axis label gives the count.
@@ -189,8 +212,8 @@ def delta_chart(frame: pd.DataFrame, title: str = "ΔPPL by condition", columns:
         .facet(facet=alt.Facet("panel:N", title=None, sort=panels, header=alt.Header(labelFontSize=12)),
                columns=columns)
         .resolve_scale(x="independent")  # each panel labels its own bars
-        .properties(title=alt.TitleParams(title, subtitle=["bars: mean over seeds",
-                                                           "error bars: 95% t-interval across seeds"]),
+        .properties(title=alt.TitleParams(title, subtitle=["bars: mean over seeds", "error bars: " + " / ".join(
+                        CI_WORDS.get(k, k) for k in dict.fromkeys(frame.get("ci_kind", pd.Series(["seeds"]))))]),
                     # The page's font can be wider than the one labels were measured with: room below for them.
                     padding={**PADDING, "bottom": 24} if long_labels else PADDING)
     )
@@ -223,7 +246,7 @@ def dose_chart(frame: pd.DataFrame, title: str = "Dose-response", height: int = 
     color = alt.Color("target:N", title="target", scale=_target_color())
     base = alt.Chart().encode(x=x, color=color)
     seeds = base.transform_filter(alt.datum.kind == "seed").mark_point(size=40, opacity=0.7).encode(
-        y=y, shape=alt.Shape("target:N", title="target", scale=alt.Scale(domain=list(TARGETS))),
+        y=y, shape=alt.Shape("target:N", title="target", scale=alt.Scale(domain=list(ALL_TARGETS))),
         tooltip=["target", "seed", alt.Tooltip("level:Q", format="~g"), alt.Tooltip("delta_ppl:Q", format=".4~g")])
     mean = alt.expr.isValid(alt.datum.delta_ppl) & (alt.datum.kind == "mean")
     line = base.transform_filter(mean).mark_line(

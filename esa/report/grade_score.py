@@ -1,8 +1,14 @@
-"""Phase-2 evaluators: stability, cross-metric agreement, heavy tails and hotspots, read from the analyses."""
+"""Phase-2 evaluators: stability, cross-metric agreement, heavy tails and hotspots, read from the analyses.
+
+Every verdict uses its uncertainty (``compare_ci``): pass only when the CI clears the threshold. Tails and
+hotspots are graded against their value under a null with no structure, not against a bare constant.
+"""
 
 from __future__ import annotations
 
-from esa.report.grading import Grade, GradeContext, compare, evaluator
+import math
+
+from esa.report.grading import Grade, GradeContext, compare_ci, evaluator
 from esa.spec.criteria import AblationSpearman, Hotspot, JaccardStability, MetricOverlap, TailRatio
 
 
@@ -20,6 +26,21 @@ def _k(criterion, ctx: GradeContext, run_id: str) -> int:
     return criterion.k or ctx.spec.run(run_id).topk
 
 
+def _f(value) -> float:
+    """A number from an analysis entry (JSON writes NaN as the string 'nan'); NaN when absent."""
+    return float("nan") if value is None else float(value)
+
+
+def _shown(value: float) -> float | None:
+    """The value an inconclusive grade reports: None when it is undefined."""
+    return None if math.isnan(value) else value
+
+
+def _ci(entry: dict, low: str = "ci_low", high: str = "ci_high") -> list[float] | None:
+    ci = [_f(entry.get(low)), _f(entry.get(high))]
+    return None if any(math.isnan(c) for c in ci) else ci
+
+
 @evaluator("jaccard_stability")
 def grade_jaccard_stability(criterion: JaccardStability, ctx: GradeContext) -> Grade:
     result, evidence, problem = _run_analysis(ctx, criterion.run)
@@ -29,12 +50,12 @@ def grade_jaccard_stability(criterion: JaccardStability, ctx: GradeContext) -> G
     entry = result["stability"].get(f"{criterion.metric}/{criterion.mode}/k{k}")
     if entry is None:
         return Grade(None, "inconclusive", f"no stability computed at k={k}", evidence)
-    if entry["n_seeds"] < 2:
-        return Grade(None, "inconclusive", "stability needs at least two seeds", evidence)
-    grade = compare(entry["mean"], criterion, evidence,
-                    f"mean of {entry['n_pairs']} seed pairs, min {entry['min']:.3g}, k={k}")
-    grade.ci = [entry["ci_low"], entry["ci_high"]]
-    return grade
+    why = f"mean of {entry['n_pairs']} seed pairs, min {_f(entry['min']):.3g}, k={k}"
+    if entry["n_seeds"] < 3:
+        # Two seeds give one pair: the bootstrap over seeds collapses to a zero-width interval.
+        return Grade(_shown(_f(entry["mean"])), "inconclusive",
+                     f"stability needs at least 3 seeds for a CI over seeds, has {entry['n_seeds']}; {why}", evidence)
+    return compare_ci(_f(entry["mean"]), _ci(entry), criterion, evidence, why)
 
 
 @evaluator("metric_overlap")
@@ -52,9 +73,14 @@ def grade_metric_overlap(criterion: MetricOverlap, ctx: GradeContext) -> Grade:
                           (ctx.spec.run(criterion.b.run), criterion.b.metric), criterion.mode, k)
     if result.get("missing") or not result["seeds"]:
         return Grade(None, "inconclusive", "the two runs share no seed with results", evidence)
-    return compare(result[criterion.measure], criterion, evidence,
-                   f"{criterion.measure} over {len(result['seeds'])} shared seeds, k={k}; "
-                   f"Spearman ρ {result['spearman_rho']:.3g}")
+    value = _f(result[criterion.measure])
+    why = (f"{criterion.measure} over {len(result['seeds'])} shared seeds, k={k}; "
+           f"Spearman ρ {_f(result['spearman_rho']):.3g}")
+    if len(result["seeds"]) < 2:
+        return Grade(_shown(value), "inconclusive", f"needs ≥ 2 shared seeds for a CI over seeds; {why}", evidence)
+    ci = (result.get("ci") or {}).get(criterion.measure)
+    return compare_ci(value, None if ci is None else _ci({"lo": ci[0], "hi": ci[1]}, "lo", "hi"), criterion,
+                      evidence, why + "; CI: percentile bootstrap over seeds")
 
 
 @evaluator("tail_ratio")
@@ -62,9 +88,21 @@ def grade_tail_ratio(criterion: TailRatio, ctx: GradeContext) -> Grade:
     result, evidence, problem = _run_analysis(ctx, criterion.run)
     if problem:
         return Grade(None, "inconclusive", problem, evidence)
-    tails = result["tails"][criterion.metric]
-    return compare(tails["value"], criterion, evidence,
-                   "median over matrices of mean(top 1%)/median, averaged over seeds")
+    evidence = [path.replace("topk.parquet", "tensor_stats.parquet") for path in evidence]
+    tails = result["tails"].get(criterion.metric)
+    if tails is None:
+        return Grade(None, "inconclusive", f"run {criterion.run} did not score {criterion.metric}", evidence)
+    null = tails.get("null") or {}
+    if not null.get("defined"):
+        return Grade(None, "inconclusive", null.get("reason") or f"no null defined for {criterion.metric}",
+                     evidence)
+    value = _f(null.get("value"))
+    why = (f"median over {null['n_matrices']} matrices of top-1%/median over its null |w|^{null['weight_power']}"
+           f"·shuffled data factor (observed {_f(null.get('median_observed')):.3g}, null "
+           f"{_f(null.get('median_null')):.3g}); CI: bootstrap over matrices")
+    if null.get("note"):
+        return Grade(_shown(value), "inconclusive", f"{null['note']}; {why}", evidence)
+    return compare_ci(value, _ci(null), criterion, evidence, why)
 
 
 @evaluator("hotspot")
@@ -73,18 +111,25 @@ def grade_hotspot(criterion: Hotspot, ctx: GradeContext) -> Grade:
     if problem:
         return Grade(None, "inconclusive", problem, evidence)
     test = result["hotspots"].get(f"{criterion.metric}/{criterion.by}")
-    if test is None:
+    if test is None or "enrichment" not in test:
         return Grade(None, "inconclusive", "no global selection to test", evidence)
-    grade = compare(test["pvalue_max"], criterion, evidence,
-                    f"chi-square by {criterion.by}, largest p over {len(test['per_seed'])} seeds")
-    grade.p = test["pvalue_max"]
-    return grade
+    enrich = test["enrichment"]
+    value, null_p95 = _f(enrich.get("value")), _f(enrich.get("null_p95"))
+    # Beating the threshold is not enough: random draws must rarely reach it either.
+    effective = criterion.threshold
+    if criterion.comparator in (">", ">=") and math.isfinite(null_p95):
+        effective = max(criterion.threshold, null_p95)
+    why = (f"largest mean enrichment by {criterion.by}: {enrich.get('top_cell')} over {len(enrich['seeds'])} "
+           f"seeds; threshold {criterion.threshold:g}, null 95th percentile {null_p95:.3g} → graded against "
+           f"{effective:.3g}")
+    if enrich.get("note"):
+        return Grade(_shown(value), "inconclusive", f"{enrich['note']}; {why}", evidence)
+    return compare_ci(value, _ci(enrich), criterion.model_copy(update={"threshold": effective}),
+                      evidence, why)
 
 
 @evaluator("ablation_spearman")
 def grade_ablation_spearman(criterion: AblationSpearman, ctx: GradeContext) -> Grade:
-    import math
-
     import pandas as pd
 
     run = ctx.spec.run(criterion.run)
@@ -101,8 +146,11 @@ def grade_ablation_spearman(criterion: AblationSpearman, ctx: GradeContext) -> G
         return Grade(None, "inconclusive", f"no {criterion.source} scores of {criterion.metric} were checked",
                      evidence)
     value = float(table["rho"].mean())
-    grade = compare(value, criterion, evidence, f"mean over {len(table)} seeds; n = {int(table['n'].iloc[0])} "
-                    f"ablated weights, ρ on the top set {float(table['rho_top'].mean()):.3g}")
-    if len(table) == 1 and math.isfinite(float(table["ci_low"].iloc[0])):
-        grade.ci = [float(table["ci_low"].iloc[0]), float(table["ci_high"].iloc[0])]
-    return grade
+    why = (f"mean over {len(table)} seeds; n = {int(table['n'].iloc[0])} ablated weights, ρ on the top set "
+           f"{float(table['rho_top'].mean()):.3g}")
+    lows, highs = table["ci_low"].astype(float), table["ci_high"].astype(float)
+    if lows.isna().any() or highs.isna().any():
+        return Grade(_shown(value), "inconclusive", f"a seed has no CI on ρ; {why}", evidence)
+    # The envelope of the seeds' CIs: a pass needs every seed's interval to clear the threshold.
+    return compare_ci(value, [float(lows.min()), float(highs.max())], criterion, evidence,
+                      why + "; CI: envelope of the seeds' CIs")

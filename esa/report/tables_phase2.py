@@ -10,7 +10,7 @@ import pandas as pd
 
 from esa.analysis.tails import heavy_tail_summary
 from esa.report.phase2_results import Phase2Results
-from esa.report.tables import DASH, as_number, fmt
+from esa.report.tables import DASH, as_number, fmt, fmt_ci
 
 GRADIENT_PAIR = ("grad_x_weight", "grad_squared")
 DEFAULT_OVERLAP_THRESHOLD = 0.6
@@ -123,8 +123,20 @@ def _tail_per_seed(run: Any, metric: str, results: Phase2Results) -> list[dict]:
     return rows
 
 
+def _tail_null(run: Any, metric: str, results: Phase2Results) -> dict:
+    """The graded excess over the no-structure null: the grade stage's, else computed from tensor_stats."""
+    stored = ((results.run_analysis(run.id).get("tails") or {}).get(metric) or {}).get("null")
+    if stored is not None:
+        return stored
+    from esa.report.analysis_phase2 import null_excess
+
+    frames = {s: f[f["metric"] == metric] for s, f in results.per_seed(run, "tensor_stats.parquet").items()}
+    return null_excess(run, metric, frames) if frames else {}
+
+
 def tails_frame(runs: Sequence[Any], results: Phase2Results) -> pd.DataFrame:
-    """Per run and metric, means over seeds of the across-matrix tail summary."""
+    """Per run and metric: the graded excess over the null (median over matrices, CI over matrices) beside the
+    descriptive tail numbers (means over seeds of across-matrix summaries)."""
     rows = []
     for run in runs:
         for metric in run.metrics:
@@ -132,11 +144,16 @@ def tails_frame(runs: Sequence[Any], results: Phase2Results) -> pd.DataFrame:
             if not per_seed:
                 continue
             mean = {key: _mean(s.get(key) for s in per_seed) for key in per_seed[0]}
+            null = _tail_null(run, metric, results)
+            defined = bool(null.get("defined"))
             rows.append({
                 "run": run.id,
                 "metric": metric,
                 "top 1% ÷ median": mean.get("median_top1pct_over_median"),
-                "IQR": _range(mean.get("q25_top1pct_over_median"), mean.get("q75_top1pct_over_median")),
+                # Text, not numbers: a metric without a weight factor says so in the same column.
+                "null top 1% ÷ median": fmt(null.get("median_null")) if defined else "no null",
+                "excess over null": fmt(null.get("value")) if defined else DASH,
+                "95% CI": ci_text(null.get("ci_low"), null.get("ci_high")) if defined else DASH,
                 "Gini": mean.get("median_gini"),
                 "Hill α": mean.get("pooled_hill_alpha"),
                 "α < 2": DASH if mean.get("frac_hill_below_2") is None else f"{100 * mean['frac_hill_below_2']:.0f}%",
@@ -145,34 +162,54 @@ def tails_frame(runs: Sequence[Any], results: Phase2Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _range(low: Any, high: Any) -> str:
-    return DASH if low is None and high is None else f"{fmt(low)}–{fmt(high)}"
+def ci_text(low: Any, high: Any) -> str:
+    """[low, high], or a dash when either end is missing (no interval: e.g. one seed)."""
+    ends = [as_number(low), as_number(high)]
+    return DASH if any(x is None or x != x for x in ends) else fmt_ci(ends)
 
 
-# --- Hotspot tests ---------------------------------------------------------------------------------------
+# --- Hotspots ----------------------------------------------------------------------------------------------
 
 
 def hotspot_tests_frame(runs: Sequence[Any], results: Phase2Results) -> pd.DataFrame:
-    """Chi-square tests of global top-k counts against parameter share, per run, metric and grouping."""
+    """Per run, metric and grouping: the most enriched cell of the global top-k (graded against its null) and
+    the chi-square's largest p (descriptive only)."""
     rows = []
     for run in runs:
         for key, entry in (results.run_analysis(run.id).get("hotspots") or {}).items():
             metric, _, by = key.partition("/")
-            tests = entry.get("per_seed") or []
-            merged = sorted({m for t in tests for m in t.get("merged") or []})
-            notes = sorted({t.get("note") for t in tests if t.get("note")})
+            e = entry.get("enrichment") or {}
+            top = next((c for c in e.get("cells") or [] if c.get("cell") == e.get("top_cell")), {})
+            notes = [e.get("note")] + [t.get("note") for t in entry.get("per_seed") or []]
             rows.append({
                 "run": run.id,
                 "metric": metric,
                 "by": by,
-                "χ² per seed": _per_seed(t.get("statistic") for t in tests),
-                "dof": _span(t.get("dof") for t in tests),
-                "largest p": as_number(entry.get("pvalue_max")),
-                "selected": _span(t.get("n_selected") for t in tests),
-                "pooled cells": ", ".join(merged) or DASH,
-                "note": "; ".join(notes) or DASH,
+                "most enriched": e.get("top_cell") or DASH,
+                "enrichment per seed": _per_seed(top.get("per_seed") or []),
+                "mean": as_number(e.get("value")),
+                "95% CI": ci_text(e.get("ci_low"), e.get("ci_high")),
+                "null 95th pct": as_number(e.get("null_p95")),
+                "selected": _span(e.get("n_selected") or []),
+                "χ² largest p": as_number(entry.get("pvalue_max")),
+                "note": "; ".join(sorted({n for n in notes if n})) or DASH,
             })
     return pd.DataFrame(rows)
+
+
+def hotspot_cells_frame(run_id: str, metric: str, by: str, results: Phase2Results) -> tuple[pd.DataFrame, dict]:
+    """Every cell's enrichment per seed and mean for one (run, metric, grouping), most enriched first; and the
+    enrichment summary (top cell, value, CI, null 95th percentile). Empty without an analysis."""
+    e = (((results.run_analysis(run_id).get("hotspots") or {}).get(f"{metric}/{by}") or {}).get("enrichment")
+         or {})
+    seeds = e.get("seeds") or []
+    rows = [{by: c["cell"], "parameters": fmt(c.get("n_params")), "parameter share": f"{100 * c['share_params']:.1f}%",
+             **{f"seed {s}": as_number(v) for s, v in zip(seeds, c.get("per_seed") or [])},
+             "mean": as_number(c.get("mean"))} for c in e.get("cells") or []]
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame = frame.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
+    return frame, e
 
 
 def _per_seed(values: Iterable[Any]) -> str:
@@ -182,15 +219,21 @@ def _per_seed(values: Iterable[Any]) -> str:
 
 def hotspot_target(spec: Any) -> tuple[str, str] | None:
     """(run, metric) for the heatmap: the first hotspot criterion's, else the first run with a global selection."""
+    found = hotspot_grouping(spec)
+    return found[:2] if found else None
+
+
+def hotspot_grouping(spec: Any) -> tuple[str, str, str] | None:
+    """(run, metric, by) of the first hotspot criterion, else the first global run's first metric by component."""
     runs = {r.id: r for r in score_runs(spec)}
     for c in getattr(spec, "criteria", []):
         run = runs.get(getattr(c, "run", None))
         if getattr(c, "kind", None) == "hotspot" and run and "global" in run.modes and c.metric in run.metrics:
-            return run.id, c.metric
+            return run.id, c.metric, c.by
     for run in runs.values():
         useful = [m for m in run.metrics if m != "superweight"] or run.metrics
         if "global" in run.modes:
-            return run.id, useful[0]
+            return run.id, useful[0], "component"
     return None
 
 

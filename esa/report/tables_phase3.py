@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from esa.report.charts_phase3 import TARGETS
+from esa.report.charts_phase3 import ALL_TARGETS, COUNT_COLUMNS, TARGETS
 from esa.report.phase2_results import Phase2Results
 from esa.report.tables import DASH, as_number, fmt
 
@@ -79,7 +79,9 @@ def superset_sentence(runs: Sequence[Any]) -> str:
     """Where the super set comes from, once when every run shares it, else per run."""
     def ref_text(ref: Any) -> str:
         where = "per matrix" if ref.mode == "per_layer" else "over all scored matrices"
-        seed = f"scoring seed {ref.seed}" if ref.seed is not None else "the score run's first seed"
+        seed = (f"scoring seed {ref.seed} for every perturbation seed (only the controls are redrawn)"
+                if ref.seed is not None else "each perturbation seed taking the super set of the scoring seed at "
+                "the same position (so seeds resample the super set too)")
         return (f"the top-{fmt(ref.k)} weights {where} by `{ref.metric}` ({ref.mode}) from score run `{ref.run}` "
                 f"of `{ref.spec}`, {seed}")
 
@@ -95,6 +97,8 @@ def controls_sentence(runs: Sequence[Any]) -> str:
     parts = {
         "random_k": "`random_k` draws uniformly without repeats from each matrix with the super set excluded, a "
                     "fresh draw per seed",
+        "random_matched": "`random_matched` draws random weights of the same matrix and the same binary exponent "
+                          "as each super weight (magnitude-matched), a fresh draw per seed",
         "bottom_k": "`bottom_k` takes each matrix's lowest non-zero scores of the same metric (Phase 2's per-matrix "
                     "bottom-k candidates), any super weight removed first",
     }
@@ -105,14 +109,35 @@ def controls_sentence(runs: Sequence[Any]) -> str:
             + "; ".join(parts[c] for c in used) + ".")
 
 
+def evaluation_text(run: Any, result: Mapping[str, Any]) -> str:
+    """Which document-disjoint part of the evaluation pool a run read, and how much text that was."""
+    folds = getattr(run, "eval_folds", 1)
+    where = f"fold {getattr(run, 'eval_fold', 0)} of {folds}" if folds > 1 else "whole pool"
+    if not result.get("n_windows"):
+        return where
+    docs = f"{fmt(result['n_docs'])} documents" if result.get("clustered") else "no document ids"
+    return f"{where}: {docs}, {fmt(result['n_windows'])} windows"
+
+
+def _counts(rows: Sequence[Mapping[str, Any]], target: str) -> str:
+    """grew/shrank/unchanged weights of one set (spans over seeds and levels); a dash without the columns."""
+    mine = [r for r in rows if r.get("target") == target]
+    if not any(r.get(c) is not None for r in mine for c in COUNT_COLUMNS):
+        return DASH
+    return "/".join(_span(r.get(c) for r in mine) for c in COUNT_COLUMNS)
+
+
 def perturbed_frame(runs: Sequence[Any], results: Phase2Results) -> pd.DataFrame:
-    """One row per perturb run: the perturbation, its levels, targets, seeds found and weights touched."""
+    """One row per perturb run: the perturbation, its levels, targets, seeds found, weights touched, the
+    evaluation text (fold, documents, windows) and, when recorded, how many weights grew/shrank/stayed per set."""
     rows = []
     for run in runs:
         summaries = list(results.per_seed(run, "summary.json").values())
         conditions = [c for s in summaries for c in s.get("conditions") or []]
-        touched = {t: _span(c.get("n_touched") for c in conditions if c.get("target") == t) for t in TARGETS}
+        touched = {t: _span(c.get("n_touched") for c in conditions if c.get("target") == t) for t in ALL_TARGETS}
         targets = ["super", *run.controls]
+        result = results.run_analysis(run.id)
+        counts = [_counts(result.get("rows") or [], t) for t in targets]
         rows.append({
             "run": run.id,
             "perturbation": describe(run),
@@ -120,8 +145,13 @@ def perturbed_frame(runs: Sequence[Any], results: Phase2Results) -> pd.DataFrame
             "targets": ", ".join(targets),
             "seeds": f"{len(summaries)}/{len(run.seeds)}",
             "weights touched per set": " / ".join(touched[t] for t in targets) if summaries else DASH,
+            "evaluation": evaluation_text(run, result),
+            **({"grew/shrank/unchanged per set": " · ".join(counts)} if set(counts) != {DASH} else {}),
         })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if "grew/shrank/unchanged per set" in frame:
+        frame["grew/shrank/unchanged per set"] = frame["grew/shrank/unchanged per set"].fillna(DASH)
+    return frame
 
 
 # --- ΔPPL by condition -----------------------------------------------------------------------------------
@@ -149,6 +179,8 @@ def conditions_frame(summary: pd.DataFrame, runs: Sequence[Any]) -> pd.DataFrame
             "target": r.target,
             "weights touched": fmt(r.n_touched) if r.n_touched is not None and r.n_touched == r.n_touched else DASH,
             "ΔPPL (mean ± sd)": "diverged" if r.status == "diverged" else _mean_sd(r.mean, r.sd),
+            "95% CI (documents)": (f"[{_mean_sd(r.ci_low, None)}, {_mean_sd(r.ci_high, None)}]"
+                                   if getattr(r, "ci_kind", "") == "documents" else DASH),
             "diverged": f"{r.n_diverged}/{r.n_seeds}",
         })
     return pd.DataFrame(rows)
@@ -159,10 +191,29 @@ def _order_text(means: Mapping[str, float]) -> str:
     return " > ".join(f"{t} {fmt(means[t])}" for t in ranked)
 
 
-def hierarchy_sentences(summary: pd.DataFrame, runs: Sequence[Any], levels: Mapping[str, float]) -> list[str]:
-    """Whether mean ΔPPL orders super > random_k > bottom_k, per run at ``levels[run]`` (e.g. its first)."""
+def _steps_by_ci(result: Mapping[str, Any], level: float, means: Mapping[str, float]) -> tuple[str, str] | None:
+    """('holds' | 'reversed' | 'noise', the steps concerned) from the per-seed CIs of each hierarchy step, as the
+    criterion grades it; None without them."""
+    order = [t for t in TARGETS if t in means]
+    steps = list(zip(order, order[1:])) + ([("super", "random_matched")] if "random_matched" in means else [])
+    cis = [(f"{t['a']} > {t['b']}", as_number(t["diff"].get("ci_low")), as_number(t["diff"].get("ci_high")))
+           for t in result.get("tests") or [] if "diff" in t and as_number(t["level"]) == level
+           and (t["a"], t["b"]) in steps]
+    if not cis:
+        return None
+    reversed_ = list(dict.fromkeys(s for s, _, hi in cis if hi is not None and hi < 0))
+    unclear = list(dict.fromkeys(s for s, lo, _ in cis if lo is None or not lo > 0))
+    if reversed_:
+        return "reversed", f"{_join(reversed_)} reversed (CI below 0) in some seed"
+    return ("noise", f"{_join(unclear)}: CI straddles 0") if unclear else ("holds", "")
+
+
+def hierarchy_sentences(summary: pd.DataFrame, runs: Sequence[Any], levels: Mapping[str, float],
+                        analysis: Mapping[str, Any] | None = None) -> list[str]:
+    """Whether ΔPPL orders super > random_k > bottom_k, per run at ``levels[run]`` (e.g. its first): by the
+    per-seed CIs of each step when ``analysis`` has them, else by the mean over seeds."""
     by_id = {run.id: run for run in runs}
-    holds, fails, unknown = [], [], []
+    holds, fails, unknown, noise = [], [], [], []
     for run_id, level in levels.items():
         at = summary[(summary["run"] == run_id) & (summary["level"] == level)]
         if at.empty:
@@ -174,18 +225,25 @@ def hierarchy_sentences(summary: pd.DataFrame, runs: Sequence[Any], levels: Mapp
             continue
         means = {t: float(m) for t, m in zip(at["target"], at["mean"])}
         order = [t for t in TARGETS if t in means]
+        by_ci = _steps_by_ci((((analysis or {}).get("runs") or {}).get(run_id) or {}), level, means)
         if len(order) < 2:
             unknown.append(f"{name} (no control)")
+        elif by_ci is not None:
+            verdict, steps = by_ci
+            {"holds": holds, "noise": noise}.get(verdict, fails).append(
+                name if verdict == "holds" else f"{name}: {steps} (mean ΔPPL {_order_text(means)})")
         elif all(means[a] > means[b] for a, b in zip(order, order[1:])):
             holds.append(name)
         else:
             fails.append(f"{name}: {_order_text(means)}")
     out = []
+    how = "every step's CI above 0 in every seed" if analysis else "mean ΔPPL over seeds"
     if holds:
-        out.append(f"**The hierarchy super > random_k > bottom_k holds** (mean ΔPPL over seeds) for "
-                   f"{_join(holds)}.")
+        out.append(f"**The hierarchy super > random_k > bottom_k holds** ({how}) for {_join(holds)}.")
     if fails:
         out.append("**It does not hold** for " + "; ".join(fails) + ".")
+    if noise:
+        out.append("Some step is **indistinguishable at noise level** for " + "; ".join(noise) + ".")
     if unknown:
         out.append("It cannot be judged for " + _join(unknown) + ".")
     return out
@@ -240,7 +298,9 @@ def dose_table(analysis: Mapping[str, Any] | None, runs: Sequence[Any]) -> pd.Da
             drops = ", ".join(f"{fmt(a)} → {fmt(b)}" for a, b in d.get("violations") or [])
             rows.append({
                 "run": run.id, "target": target, "levels": len(d.get("levels") or []),
-                "ρ (level means)": as_number(d.get("rho")), "p": as_number(d.get("p")),
+                "ρ (level means)": as_number(d.get("rho")),
+                "ρ 95% CI": f"[{fmt(d.get('rho_ci_low'))}, {fmt(d.get('rho_ci_high'))}]",
+                "levels ≠ 0": as_number(d.get("n_distinguishable")), "p": as_number(d.get("p")),
                 "monotonic": "yes" if d.get("monotonic") else "no",
                 "drops": drops or DASH,
                 "ρ (every seed)": as_number(d.get("rho_points")),
@@ -269,13 +329,22 @@ def repeat_frame(rows: pd.DataFrame, run: str, repeat: str) -> pd.DataFrame:
     return both.rename(columns={f"delta_ppl {run}": f"ΔPPL {run}", f"delta_ppl {repeat}": f"ΔPPL {repeat}"})
 
 
-def repeat_sentence(frame: pd.DataFrame, run: str, repeat: str) -> str:
+def repeat_sentence(frame: pd.DataFrame, run: str, repeat: str, pair: Mapping[str, Any] | None = None) -> str:
+    """Identical results, or (with the grade stage's ``pair``) where each run read its windows and the relative
+    difference of ΔPPL(super) with its CI, or the largest difference against the seed-to-seed spread."""
     if frame.empty:
         return f"`{run}` and `{repeat}` share no condition yet."
     diff = frame["|difference|"]
     if (diff == 0).all():
         return (f"`{run}` and `{repeat}` gave identical ΔPPL in all {len(frame)} shared conditions "
                 "(seed × level × target).")
+    rep = ((pair or {}).get("repeatability") or {}).get("super")
+    if rep and not (pair or {}).get("shared_windows"):
+        folds, docs = pair.get("eval_fold") or ["?", "?"], pair.get("n_docs") or ["?", "?"]
+        return (f"`{run}` (fold {folds[0]}, {fmt(docs[0])} documents) and `{repeat}` (fold {folds[1]}, "
+                f"{fmt(docs[1])} documents) read disjoint text: |ΔPPL_a − ΔPPL_b| / mean for the super set is "
+                f"{fmt(rep.get('value'))} [{fmt(rep.get('ci_low'))}, {fmt(rep.get('ci_high'))}] (mean over "
+                f"{len(rep.get('seeds') or [])} seeds, 95% CI from resampling each run's documents).")
     supers = _finite(frame.loc[frame["target"] == "super", f"ΔPPL {run}"])
     sd = statistics.stdev(supers) if len(supers) > 1 else math.nan
     return (f"`{run}` and `{repeat}`: largest |ΔPPL difference| {fmt(diff.max())} over {len(frame)} shared "
@@ -296,6 +365,7 @@ def baseline_sentences(runs: Sequence[Any], analysis: Mapping[str, Any] | None, 
                        if "baseline_ppl" in (((analysis or {}).get("runs") or {}).get(r) or {})), None)
         windows = rows.loc[rows["run"].isin(ids), "n_windows"] if "n_windows" in rows else pd.Series(dtype=float)
         ppl = f"PPL {fmt(result['baseline_ppl'], 4)}" if result else "not evaluated yet"
-        n = f" on {_span(windows)} windows" if len(windows) else ""
+        docs = f" from {fmt(result['n_docs'])} documents" if result and result.get("clustered") else ""
+        n = f" on {_span(windows)} windows{docs}" if len(windows) else ""
         out.append(f"`{where}/sequences.parquet`: {ppl}{n}; read by {_join([f'`{r}`' for r in ids])}.")
     return out

@@ -14,14 +14,17 @@ from esa.report.tables import DASH, TABLE_CLASS, as_number, fmt
 from esa.report.charts_phase3 import TARGETS
 from esa.report.tables_phase3 import LEVELLED, STATUS_RANK, _finite
 
-STATS_COLUMNS = ["run", "level", "seed", "pair", "ratio", "ratio_low", "ratio_high", "ratio_status", "diff",
-                 "diff_low", "diff_high", "d_z", "wilcoxon_p", "holm_p", "t_p", "power", "n_80", "ratio_note",
-                 "test_note"]
+STATS_COLUMNS = ["run", "level", "seed", "pair", "n_docs", "ratio", "ratio_low", "ratio_high", "ratio_status",
+                 "diff", "diff_low", "diff_high", "d_z", "wilcoxon_p", "holm_p", "t_p", "power", "n_80",
+                 "ratio_note", "test_note"]
 
 
-def _agg(values: Iterable[Any], how: str) -> float:
-    xs = _finite(values)
-    if not xs:
+def _agg(values: Iterable[Any], how: str, keep_inf: bool = False, strict: bool = False) -> float:
+    # keep_inf: an unstable ratio's upper end is +inf and must stay so; strict: any missing value gives NaN
+    values = list(values)
+    xs = [float(x) for x in map(as_number, values) if x is not None and not math.isnan(x)] if keep_inf \
+        else _finite(values)
+    if not xs or strict and len(xs) < len(values):
         return math.nan
     return {"median": statistics.median, "max": max, "min": min}[how](xs)
 
@@ -41,10 +44,10 @@ def _stats_row(run_id: str, level: float, tests: list[dict], per_seed: bool) -> 
     bad = min(test_statuses, key=lambda s: STATUS_RANK.get(s, 0))
     return {
         "run": run_id, "level": level, "seed": tests[0]["seed"] if per_seed else None,
-        "pair": f"{tests[0]['a']} vs {tests[0]['b']}",
+        "pair": f"{tests[0]['a']} vs {tests[0]['b']}", "n_docs": _agg((x.get("n") for x in test), "min"),
         "ratio": _agg((x.get("ratio") for x in ratio), "median") if usable else math.nan,
         "ratio_low": _agg((x.get("ci_low") for x in ratio), "min") if usable else math.nan,
-        "ratio_high": _agg((x.get("ci_high") for x in ratio), "max") if usable else math.nan,
+        "ratio_high": _agg((x.get("ci_high") for x in ratio), "max", keep_inf=True) if usable else math.nan,
         "ratio_status": worst if usable or len(ratio) == 1 else _count(ratio_statuses, worst),
         "diff": _agg((x.get("mean_diff") for x in test), "median"),
         "diff_low": _agg((x.get("ci_low") for x in test), "min"),
@@ -53,8 +56,9 @@ def _stats_row(run_id: str, level: float, tests: list[dict], per_seed: bool) -> 
         "wilcoxon_p": _agg((x.get("wilcoxon_p") for x in test), "max"),
         "holm_p": _agg((t.get("wilcoxon_p_holm") for t in tests), "max"),
         "t_p": _agg((x.get("t_p") for x in test), "max"),
-        "power": _agg((x.get("power") for x in power), "min"),
-        "n_80": _agg((x.get("n_for_target") for x in power), "max"),
+        # A seed with no power (no effect in the tested direction) leaves the pooled power undefined.
+        "power": _agg((x.get("power") for x in power), "min", strict=True),
+        "n_80": _agg((x.get("n_for_target") for x in power), "max", strict=True),
         "ratio_note": _count(ratio_statuses, "unstable") if worst == "unstable" else "",
         "test_note": _count(test_statuses, bad) if bad != "ok" else "",
     }
@@ -64,7 +68,7 @@ def stats_frame(analysis: Mapping[str, Any] | None, runs: Sequence[Any], per_see
     """Paired comparisons per run, level and pair of targets; over seeds unless ``per_seed``.
 
     Over seeds: ratio and ΔNLL difference are medians with the union of the per-seed CIs; d_z the median; p-values
-    the largest; power the smallest; windows needed the largest (the conservative seed, as the criteria read it).
+    the largest; power the smallest; documents needed the largest (the conservative seed, as the criteria read it).
     """
     rows = []
     for run in runs:
@@ -113,8 +117,8 @@ def stats_cells(frame: pd.DataFrame, runs: Sequence[Any], plain: bool = False) -
     per_seed = frame["seed"].notna().any()
     show_level = bool(levelled & set(frame["run"]))
     headers = (["run"] + (["level"] if show_level else []) + (["seed"] if per_seed else [])
-               + ["pair", "ratio [95% CI]", "ΔNLL diff [95% CI]", "d_z", "Wilcoxon p", "Holm p", "t-test p",
-                  "power", "n for 80%"])
+               + ["pair", "documents", "ratio [95% CI]", "ΔNLL diff [95% CI]", "d_z", "Wilcoxon p", "Holm p",
+                  "t-test p", "power", "documents for 80%"])
     body = []
     for r in frame.itertuples(index=False):
         ratio = (_with_ci(r.ratio, r.ratio_low, r.ratio_high, r.ratio_note, plain) if r.ratio == r.ratio
@@ -123,8 +127,8 @@ def stats_cells(frame: pd.DataFrame, runs: Sequence[Any], plain: bool = False) -
         diff = _with_ci(r.diff, r.diff_low, r.diff_high, "" if r.ratio_status == r.test_note else r.test_note, plain)
         body.append([esc(r.run)] + ([_num(r.level, plain) if r.run in levelled else DASH] if show_level else [])
                     + ([esc(str(r.seed))] if per_seed else [])
-                    + [esc(r.pair), ratio, diff] + [_num(x, plain) for x in (r.d_z, r.wilcoxon_p, r.holm_p, r.t_p,
-                                                                               r.power, r.n_80)])
+                    + [esc(r.pair), _num(r.n_docs, plain), ratio, diff]
+                    + [_num(x, plain) for x in (r.d_z, r.wilcoxon_p, r.holm_p, r.t_p, r.power, r.n_80)])
     return headers, body
 
 
@@ -142,8 +146,12 @@ def holm_sentence(analysis: Mapping[str, Any] | None) -> str | None:
     if not holm:
         return None
     n, left = int(holm.get("n_tests") or 0), len(holm.get("excluded") or [])
-    text = (f"Holm–Bonferroni runs over all {n} comparisons of the phase that have a Wilcoxon p (every run, seed, "
-            f"level and pair of targets; α = {fmt(holm.get('alpha'))}).")
+    dup = int(holm.get("n_duplicates") or 0)
+    text = (f"Holm–Bonferroni runs over the {n} distinct comparisons of the phase that have a Wilcoxon p (every run, "
+            f"seed, level and pair of targets; α = {fmt(holm.get('alpha'))})"
+            + (f"; {dup} comparison(s) identical to another (the same per-window NLL on both sides, e.g. seeds "
+               "sharing the super set and a deterministic control) enter the family once." if dup else ".")
+            + " The opposite one-sided tests (b does more harm than a) are corrected the same way.")
     if left:
         text += f" {left} comparison(s) without a p (a diverged or constant condition) are left out of the family."
     return text

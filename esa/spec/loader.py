@@ -57,9 +57,10 @@ def _not_utf8(data: bytes, file: str) -> SpecError:
     """Point at the first byte that is not UTF-8, and at the key written before it when the rest parses."""
     try:
         data.decode("utf-8")
-        start = 0  # decodes after all (the file changed under us): blame the start
     except UnicodeDecodeError as exc:
         start = exc.start
+    else:  # the file changed since it was read: nothing left to point at
+        return SpecError(file, 1, 1, (), "not UTF-8 text; save the spec as UTF-8")
     line = data.count(b"\n", 0, start) + 1
     col = len(data[data.rfind(b"\n", 0, start) + 1 : start].decode("utf-8")) + 1
     key: tuple = ()
@@ -118,14 +119,14 @@ def _named_key(err: dict, document: dict, message: str) -> tuple:
         return ()
     node = document
     for part in err["loc"]:
-        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) \
-                and part < len(node):
+        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int)
+                                                         and part < len(node)):
             node = node[part]
     first = message.split(" ", 1)[0]
     return (first,) if isinstance(node, dict) and first in node else ()
 
 
-def known(names, limit: int = 20) -> str:
+def _known(names, limit: int = 20) -> str:
     """'a, b, c' (sorted), cut short on a spec with very many runs so the error stays one readable line."""
     names = sorted(set(names))
     more = f", … ({len(names) - limit} more)" if len(names) > limit else ""
@@ -170,15 +171,15 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
         if getattr(criterion, "runs", "all") != "all":
             for j, name in enumerate(criterion.runs):
                 if name not in known_runs:
-                    sweeps = f"; sweeps: {known(spec._sweep_members)}" if spec._sweep_members else ""
+                    sweeps = f"; sweeps: {_known(spec._sweep_members)}" if spec._sweep_members else ""
                     problems.append((("criteria", i, "runs", j),
-                                     f"unknown run or sweep '{name}' (runs: {known(run_index)}{sweeps})"))
+                                     f"unknown run or sweep '{name}' (runs: {_known(run_index)}{sweeps})"))
         # Every run a criterion names must exist; the checks by kind below then assume it does.
         unknown = [f for f in ("run", "repeat") if isinstance(getattr(criterion, f, None), str)
                    and getattr(criterion, f) not in run_index]
         for field in unknown:
             problems.append((("criteria", i, field),
-                             f"unknown run '{getattr(criterion, field)}' (known: {known(run_index)})"))
+                             f"unknown run '{getattr(criterion, field)}' (known: {_known(run_index)})"))
         if unknown:
             continue
         refs = [(("criteria", i), criterion)] if hasattr(criterion, "metric") and hasattr(criterion, "run") \
@@ -201,7 +202,7 @@ PERTURB_CRITERIA = (Ratio, Hierarchy, Significance, Monotonic, MinEffect, Repeat
 
 
 def _ids(spec: Spec, kind: str) -> str:
-    return known(r.id for r in spec.runs if r.kind == kind)
+    return _known(r.id for r in spec.runs if r.kind == kind)
 
 
 def _check_ablation_ref(spec: Spec, criterion, path: tuple) -> list[tuple[tuple, str]]:
@@ -241,7 +242,7 @@ def _check_score_ref(spec: Spec, criterion, path: tuple, ref) -> list[tuple[tupl
     """A score criterion must name a score run that computes its metric, in its mode, with enough k."""
     runs = [run for run in spec.runs if run.id == ref.run]
     if not runs:
-        return [(path + ("run",), f"unknown run '{ref.run}' (known: {known(r.id for r in spec.runs)})")]
+        return [(path + ("run",), f"unknown run '{ref.run}' (known: {_known(r.id for r in spec.runs)})")]
     run = runs[0]
     if run.kind != "score":
         return [(path + ("run",), f"run '{ref.run}' is a {run.kind} run, not a score run")]

@@ -155,9 +155,9 @@ class AblationRun(_RunBase):
     kind: Literal["ablation_check"]
     scores: Ident = Field(description="id of the score run whose scores are checked")
     metrics: list[MetricName] | None = Field(None, description="metrics to check (default: the score run's)")
-    rank_by: MetricName | None = Field(None, description="metric whose global top set is sampled (default: first)")
-    top: int = Field(50, gt=0, description="all weights of rank_by's global top-`top`")
-    n_random: int = Field(300, ge=0, description="more weights drawn across the score range")
+    rank_by: MetricName | None = Field(None, description="metric whose global rank is reported (default: first)")
+    top: int = Field(50, gt=0, description="all weights of every checked metric's global top-`top` (the union)")
+    n_random: int = Field(300, ge=0, description="more non-zero weights drawn uniformly over all scored weights")
     eval_windows: int = Field(64, gt=0, description="held-out evaluation windows the damage is measured on")
     context: int = Field(256, gt=1)
     batch_size: int = Field(16, gt=0)

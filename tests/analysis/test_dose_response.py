@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from esa.analysis.dose_response import dose_response, hierarchy_at_each_level, spearman
+from esa.analysis.dose_response import dose_response, hierarchy_at_each_level, rho_samples, spearman
 
 
 def test_monotone_series_has_rho_one():
@@ -58,3 +58,32 @@ def test_hierarchy_at_each_level():
     assert res.n_levels == 3 and res.n_holding == 2 and not res.all_hold
     assert res.table["failed"].tolist() == ["", "super > random", ""]
     assert res.table.loc[2, "random"] == pytest.approx(1.2)
+
+
+def test_rho_samples_match_scipy_row_by_row():
+    rng = np.random.default_rng(4)
+    levels = [0.5, 1, 2, 4, 8]
+    samples = rng.standard_normal((50, 5)) + np.arange(5)
+    samples[3, 4] = np.inf  # a diverged level ranks highest
+    samples[7] = 1.0  # constant: no ρ
+    samples[9, 0] = np.nan
+    rho = rho_samples(levels, samples)
+    for i in (0, 1, 3, 20):
+        assert rho[i] == pytest.approx(stats.spearmanr(levels, samples[i]).statistic)
+    assert np.isnan(rho[7]) and np.isnan(rho[9])
+
+
+def test_bootstrap_gives_rho_ci_level_cis_and_distinguishable_levels():
+    rng = np.random.default_rng(5)
+    levels = [4, 1, 2, 8]  # unsorted on purpose: boot columns follow this order
+    means = np.array([0.4, 0.0, 0.1, 0.8])
+    boot = means + rng.normal(0, 0.02, (400, 4))
+    boot[:, 2] = 0.42 + rng.normal(0, 0.02, 400)  # level 2 overlaps level 4: ρ is 1 or 0.8
+    res = dose_response(levels, [0.4, 0.0, 0.42, 0.8], boot=boot)
+    assert res.levels == [1.0, 2.0, 4.0, 8.0] and res.n_boot == 400
+    assert (res.rho_ci_low, res.rho_ci_high) == pytest.approx((0.8, 1.0))
+    lo, hi = np.quantile(boot[:, 1], [0.025, 0.975])
+    assert (res.table.loc[0, "ci_low"], res.table.loc[0, "ci_high"]) == pytest.approx((lo, hi))
+    assert res.n_distinguishable == 3  # level 1 (mean 0) straddles 0
+    plain = dose_response(levels, [0.4, 0.0, 0.42, 0.8])
+    assert plain.n_distinguishable is None and math.isnan(plain.rho_ci_low)

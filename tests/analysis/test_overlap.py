@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from esa.analysis.overlap import overlap
+from esa.analysis.overlap import overlap, seed_mean_ci
 
 
 def _topk(keys, scores):
@@ -35,3 +35,11 @@ def test_overlap_on_union_with_full_scores():
     # a lookup that misses an element falls back to the intersection
     partial = overlap(a, b, scores_a=lambda t, i: full_a[(t, i)])
     assert partial.spearman_on == "intersection" and partial.n_spearman == 1 and np.isnan(partial.spearman_rho)
+
+
+def test_seed_mean_ci_resamples_seeds():
+    lo, hi = seed_mean_ci([0.2, 0.4, 0.9], n_boot=2000, rng_seed=1)
+    assert 0.2 <= lo < np.mean([0.2, 0.4, 0.9]) < hi <= 0.9
+    assert seed_mean_ci([0.3, 0.3]) == (0.3, 0.3)
+    assert all(np.isnan(seed_mean_ci([0.5])))  # one seed: no spread to speak of
+    assert all(np.isnan(seed_mean_ci([0.5, float("nan")])))

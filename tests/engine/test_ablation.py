@@ -119,25 +119,62 @@ def test_nonfinite_damage_is_recorded_not_raised():
     assert model.w.detach().eq(1).all()
 
 
-def test_sample_weights_top_set_plus_distinct_random_draw():
-    gen = torch.Generator().manual_seed(0)
-    scores = {"b": torch.rand(40, 50, generator=gen), "a": torch.rand(30, 20, generator=gen)}
-    scores["a"][0, :3] = 5.0  # a three-way tie at the top: broken by (tensor name, flat index)
-    scores["b"][0, 0] = 5.0
-    first = sample_weights(scores, top=10, n_random=60, seed=3)
-    assert len(first) == 70 and not first.duplicated(["tensor", "flat_index"]).any()
-    assert list(first["tensor"][:4]) == ["a", "a", "a", "b"] and list(first["flat_index"][:4]) == [0, 1, 2, 0]
+def ranked(scores: dict[str, torch.Tensor]) -> list[tuple[str, int]]:
+    """Every (tensor, flat index), highest score first, ties by tensor name then index."""
     flat = {(t, i): float(scores[t].reshape(-1)[i]) for t in scores for i in range(scores[t].numel())}
-    top = sorted(flat, key=lambda k: (-flat[k], k))[:10]
-    assert list(zip(first["tensor"][:10], first["flat_index"][:10])) == top
-    assert (first["sample"] == "top").sum() == 10 and list(first["rank"][:10]) == list(range(10))
+    return sorted(flat, key=lambda k: (-flat[k], k))
+
+
+def test_sample_weights_takes_the_top_set_of_every_metric():
+    gen = torch.Generator().manual_seed(0)
+    a = {"b": torch.rand(40, 50, generator=gen), "a": torch.rand(30, 20, generator=gen)}
+    a["a"][0, :3] = 5.0  # a three-way tie at the top: broken by (tensor name, flat index)
+    a["b"][0, 0] = 5.0
+    b = {"a": torch.rand(30, 20, generator=gen), "b": torch.rand(40, 50, generator=gen)}  # unrelated ranking
+    b["b"][0, 0] = 9.0  # in both top sets
+    first = sample_weights({"m1": a, "m2": b}, top=10, n_random=60, seed=3)
+    assert not first.duplicated(["tensor", "flat_index"]).any()
+    top = first[first["sample"] == "top"]
+    keys = set(zip(top["tensor"], top["flat_index"]))
+    assert keys == set(ranked(a)[:10]) | set(ranked(b)[:10]) and len(keys) == 19  # ("b", 0) is shared
+    labels = dict(zip(zip(top["tensor"], top["flat_index"]), top["top_of"]))
+    assert labels[("b", 0)] == "m1,m2" and labels[ranked(b)[1]] == "m2" and labels[("a", 1)] == "m1"
+    # rank is rank_by's (default the first metric) global rank; rows are top first, each part by rank.
+    position = {key: r for r, key in enumerate(ranked(a))}
+    assert [position[k] for k in zip(first["tensor"], first["flat_index"])] == first["rank"].tolist()
+    assert list(top["rank"][:4]) == [0, 1, 2, 3] and top["rank"].is_monotonic_increasing
     random = first[first["sample"] == "random"]
-    assert random["rank"].min() >= 10 and random["stratum"].nunique() == 10  # every stratum drawn from
-    assert random["rank"].max() > 0.5 * len(flat)  # reaches the bulk, not just the head
-    pd.testing.assert_frame_equal(first, sample_weights(scores, top=10, n_random=60, seed=3))
-    assert not first.equals(sample_weights(scores, top=10, n_random=60, seed=4))
-    with pytest.raises(ValueError):
-        sample_weights(scores, top=10, n_random=len(flat), seed=0)
+    assert len(random) == 60 and (random["stratum"] == 0).all() and (random["top_of"] == "").all()
+    assert random["rank"].is_monotonic_increasing and not keys & set(zip(random["tensor"], random["flat_index"]))
+    by_m2 = sample_weights({"m1": a, "m2": b}, top=10, n_random=60, seed=3, rank_by="m2")
+    assert set(zip(by_m2["tensor"], by_m2["flat_index"])) == set(zip(first["tensor"], first["flat_index"]))
+    pd.testing.assert_frame_equal(first, sample_weights({"m1": a, "m2": b}, top=10, n_random=60, seed=3))
+    assert not first.equals(sample_weights({"m1": a, "m2": b}, top=10, n_random=60, seed=4))
+    assert first.attrs["sampling"]["n_top"] == 19 and "union of the global top-10" in first.attrs["sampling"]["rule"]
+    with pytest.raises(ValueError, match="only 2581 scored non-zero weights"):
+        sample_weights({"m1": a, "m2": b}, top=10, n_random=3000, seed=0)
+
+
+def test_random_draw_is_uniform_over_scored_nonzero_weights_whatever_the_metric():
+    n = 1000
+    score = {"w": torch.arange(n, 0, -1, dtype=torch.float64)}  # rank = flat index
+    weights = {"w": torch.ones(n)}
+    weights["w"][500:520] = 0.0  # zeroing these changes nothing: never worth an ablation
+    score["w"][900:] = float("nan")  # unscored by the one metric: not a candidate
+    counts = np.zeros(10)
+    for seed in range(200):
+        frame = sample_weights({"m": score}, top=5, n_random=40, seed=seed, weights=weights)
+        drawn = frame.loc[frame["sample"] == "random", "flat_index"].to_numpy()
+        assert len(drawn) == 40 and drawn.min() >= 5 and drawn.max() < 900
+        assert not ((drawn >= 500) & (drawn < 520)).any()
+        counts += np.histogram(drawn, bins=10, range=(0, 1000))[0]
+    # 875 candidates: deciles 1-8 hold 100 each (the first 95, the sixth 80), the last none. A draw
+    # stratified by rank (the old sample) put a tenth of the draws in each of ten log-spaced strata, mostly
+    # in the first decile.
+    expected = 8000 * np.array([95, 100, 100, 100, 100, 80, 100, 100, 100, 0]) / 875
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected) + 1), (counts, expected)
+    meta = frame.attrs["sampling"]
+    assert (meta["n_scored"], meta["n_candidates"], meta["n_zero_excluded"]) == (900, 875, 20)
 
 
 def test_gather_scores_reads_the_sampled_elements():
@@ -161,6 +198,9 @@ def test_transfer_table_rho_is_scipy_spearman():
     assert table.loc["good", "ci_low"] < good < table.loc["good", "ci_high"] and table.loc["good", "ci_low"] > 0.6
     top = spearmanr(frame["good"][:20], delta[:20]).statistic
     assert table.loc["good", "rho_top"] == pytest.approx(top, abs=1e-12) and table.loc["good", "n_top"] == 20
+    assert table.loc["good", "rho_random"] == pytest.approx(spearmanr(frame["good"][20:], delta[20:]).statistic,
+                                                            abs=1e-12)
+    assert table.loc["good", "n_random"] == table.loc["noise", "n_random"] == 60 and table.loc["noise", "n_top"] == 19
     again = transfer_table(frame, ["good", "noise"], n_boot=300, seed=1).set_index("column")
     pd.testing.assert_frame_equal(table, again)
     absolute = transfer_table(frame, ["good"], absolute=True, n_boot=0).set_index("column")
@@ -210,7 +250,25 @@ def test_ablation_stage_end_to_end(ablation_project):
     frame = pd.read_parquet(out / "ablation.parquet")
     table = pd.read_parquet(out / "transfer.parquet")
     summary = json.loads((out / "summary.json").read_text())
-    assert len(frame) == 25 and (frame["sample"] == "top").sum() == 5
+    # Every checked metric's top 5 (three metrics, overlapping sets) plus 20 drawn uniformly.
+    from safetensors.torch import load_file
+
+    sampled = set(zip(frame["tensor"], frame["flat_index"]))
+    top_rows = frame[frame["sample"] == "top"]
+    for metric in ("grad_x_weight", "obd", "magnitude"):
+        scores = load_file(str(ablation_project / "scores" / "scores" / f"{metric}.safetensors"))
+        # Each tensor's top 5 (with any ties at its cut) holds the global top 5; ranking those by hand is cheap.
+        head = {(n, int(i)): float(t.reshape(-1)[i]) for n, t in scores.items()
+                for i in torch.nonzero(t.reshape(-1) >= torch.topk(t.reshape(-1), 5).values[-1]).reshape(-1)}
+        tops = set(sorted(head, key=lambda k: (-head[k], k))[:5])
+        assert tops <= set(zip(top_rows["tensor"], top_rows["flat_index"]))
+        assert top_rows["top_of"].str.contains(metric).sum() == 5
+    n_top = int((frame["sample"] == "top").sum())
+    assert 5 <= n_top <= 15 and len(frame) == n_top + 20 and len(sampled) == len(frame)
+    assert (frame.loc[frame["sample"] == "random", "weight"] != 0).all()
+    assert summary["weight_sampling"]["n_top"] == n_top and summary["weight_sampling"]["metrics"] == [
+        "grad_x_weight", "obd", "magnitude"]
+    assert summary["weight_sampling"]["rule"].startswith("union of the global top-5 of each checked metric")
     assert {"tensor", "layer", "component", "row", "col", "flat_index", "weight", "delta_nll",
             "score_grad_x_weight_calibration", "score_obd_evaluation"} <= set(frame.columns)
     assert "score_magnitude_evaluation" not in frame  # data-free: no evaluation-text score
@@ -223,8 +281,12 @@ def test_ablation_stage_end_to_end(ablation_project):
     assert row["target"] == "abs" and row["rho"] == row["rho_abs"]
     assert row["rho"] == pytest.approx(spearmanr(obd, frame["delta_nll"].abs()).statistic)
     assert row["rho_signed"] == pytest.approx(spearmanr(obd, frame["delta_nll"]).statistic)
-    assert row["n"] == 25 and summary["rho"]["obd"]["evaluation"] == pytest.approx(row["rho"])
-    assert summary["n_weights"] == 25 and summary["n_eval_windows"] == 4 and summary["n_eval_tokens"] > 0
+    assert row["n"] == len(frame) and summary["rho"]["obd"]["evaluation"] == pytest.approx(row["rho"])
+    random = frame["sample"] == "random"
+    assert row["n_random"] == 20 and row["rho_random"] == pytest.approx(
+        spearmanr(obd[random], frame["delta_nll"][random].abs()).statistic)
+    assert summary["rho_random"]["obd"]["evaluation"] == pytest.approx(row["rho_random"])
+    assert summary["n_weights"] == len(frame) and summary["n_eval_windows"] == 4 and summary["n_eval_tokens"] > 0
     assert json.loads((out / "manifest.json").read_text())["status"] == "ok"
 
 

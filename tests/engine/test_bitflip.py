@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from esa.engine.bitflip import exponent_msb, flip_bits, flip_bits_, masks, resolve_bits
+from esa.engine.bitflip import exponent_field, exponent_msb, flip_bits, flip_bits_, masks, resolve_bits
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 1.5, 2.0, 3.0, 0.1, -7.25, 1e-40, 65504.0, 6e-8, float("inf"), float("-inf"),
            float("nan"), 1e30, -3e-30]
@@ -109,3 +109,24 @@ def test_bad_bits_raise():
         resolve_bits("top", torch.float32, 3)
     with pytest.raises(TypeError):
         flip_bits(torch.ones(2, dtype=torch.int32), 0)
+
+
+@pytest.mark.parametrize("dtype, mantissa, exp_bits", [(torch.float32, 23, 8), (torch.float16, 10, 5),
+                                                       (torch.bfloat16, 7, 8)])
+def test_exponent_field_is_the_stored_exponent_bits(dtype, mantissa, exp_bits):
+    t = torch.tensor(_values(2), dtype=torch.float64).to(dtype)
+    field = exponent_field(t)
+    assert field.dtype == torch.int32
+    expected = (_ref_bits(t).astype(np.int64) >> mantissa) & ((1 << exp_bits) - 1)
+    np.testing.assert_array_equal(field.numpy(), expected)
+    # for normal numbers it is the binary exponent of |w| plus the bias, whatever the sign
+    bias = (1 << (exp_bits - 1)) - 1
+    v = t.double().numpy()
+    normal = np.isfinite(v) & (np.abs(v) >= torch.finfo(dtype).tiny)
+    np.testing.assert_array_equal(field.numpy()[normal] - bias, np.frexp(v[normal])[1] - 1)
+    assert exponent_field(torch.tensor([0.0, -0.0, float("inf")], dtype=dtype)).tolist() == [0, 0, (1 << exp_bits) - 1]
+
+
+def test_exponent_field_float64_by_hand():
+    assert exponent_field(torch.tensor([1.0, -3.0, 0.25, 2.0 ** -1030], dtype=torch.float64)).tolist() == \
+        [1023, 1024, 1021, 0]

@@ -83,8 +83,9 @@ def test_random_k_is_uniform_over_the_complement():
 
 
 def test_random_k_on_large_matrices_and_expert_slices():
-    big = torch.nn.Parameter(torch.zeros(300, 400))  # beyond the small-matrix path: rejection sampling
-    packed = torch.nn.Parameter(torch.zeros(3, 6, 5))
+    g = torch.Generator().manual_seed(0)  # non-zero weights: random_k never draws a zero
+    big = torch.nn.Parameter(torch.randn(300, 400, generator=g))  # beyond the small-matrix path: rejection sampling
+    packed = torch.nn.Parameter(torch.randn(3, 6, 5, generator=g))
     sup = pd.DataFrame({"tensor": ["big"] * 3 + ["packed"] * 2, "layer": pd.array([0] * 5, dtype="Int64"),
                         "component": "mlp_down", "expert": pd.array([None, None, None, 2, 2], dtype="Int64"),
                         "row": [0, 1, 299, 0, 5], "col": [0, 2, 399, 1, 4],
@@ -156,3 +157,45 @@ def test_borrow_scores_gives_each_matrix_the_super_sets_scores(llama):
         ref = s[(s["tensor"] == key[0])]["score"].sort_values(ascending=False).to_numpy()
         np.testing.assert_array_equal(g.sort_values("rank")["score"].to_numpy(), ref)
     assert list(COLUMNS) == [c for c in ctrl.columns if c in COLUMNS]
+
+
+def test_super_set_refuses_a_k_beyond_what_was_stored(llama):
+    top = pd.concat([_topk(llama, 5), _topk(llama, 40, "global")], ignore_index=True)
+    assert len(super_set(top, 5, mode="per_layer")) == 5 * len(scored_parameters(llama, include_lm_head=True))
+    assert len(super_set(top, 40, mode="global")) == 40
+    for k, mode, stored in ((6, "per_layer", 5), (41, "global", 40)):
+        with pytest.raises(ValueError, match=f"k={k} exceeds the {stored} ") as err:
+            super_set(top, k, mode=mode)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="no selected weights"):  # e.g. a detector that found nothing
+        super_set(top.iloc[:0], 1)
+
+
+def _sparse_matrix(shape, nonzero_every, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(shape, generator=g)
+    w.view(-1)[torch.arange(w.numel()) % nonzero_every != 0] = 0.0
+    return torch.nn.Parameter(w)
+
+
+def _rows(name, flat, cols):
+    flat = np.asarray(flat)
+    return pd.DataFrame({"tensor": name, "layer": pd.array([0] * len(flat), dtype="Int64"), "component": "mlp_down",
+                         "expert": pd.array([None] * len(flat), dtype="Int64"), "row": flat // cols,
+                         "col": flat % cols, "flat_index": flat, "score": 1.0, "rank": np.arange(len(flat))})
+
+
+def test_random_k_never_draws_a_zero_weight():
+    small = _sparse_matrix((10, 10), 10)  # non-zero: flat 0, 10, ..., 90
+    sup = _rows("w", [0, 10, 20], 10)
+    seen = set()
+    for seed in range(60):
+        got = random_k(sup, {"w": small}, seed)["flat_index"].tolist()
+        assert set(got) <= {30, 40, 50, 60, 70, 80, 90} and len(set(got)) == 3
+        seen |= set(got)
+    assert seen == {30, 40, 50, 60, 70, 80, 90}
+    with pytest.raises(ValueError, match="cannot draw 8 weights from the 2 eligible"):  # 8 super weights leave 2
+        random_k(_rows("w", [0, 10, 20, 30, 40, 50, 60, 70], 10), {"w": small}, 0)
+    big = _sparse_matrix((300, 400), 2)  # rejection-sampling path, half the weights zero
+    picks = random_k(_rows("big", [0, 2, 4, 6], 400), {"big": big}, 3)["flat_index"].to_numpy()
+    assert (big.detach().view(-1)[torch.tensor(picks)] != 0).all() and len(set(picks)) == 4
