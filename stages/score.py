@@ -25,7 +25,7 @@ from esa.stageio import (Manifest, bad_input, load_params, seed_part, stage_pars
 SAVE_SCORES_AUTO_LIMIT = 100_000_000  # parameters; full score tensors of larger models are not kept
 
 
-def select_and_describe(result, targets, metric: str, params: dict):
+def select_and_describe(result, targets, metric: str, params: dict, seed: int = 0):
     """Stream one metric's score tensors through the selectors and statistics; return frames."""
     import pandas as pd
 
@@ -42,7 +42,8 @@ def select_and_describe(result, targets, metric: str, params: dict):
             continue
         for selector in (*top.values(), bottom):
             selector.add(target, score)
-        stats.append({"metric": metric, **target_score_stats(target, score)})
+        stats.append({"metric": metric, **target_score_stats(
+            target, score, metric=metric, hutchinson_mode=params.get("hutchinson_mode", "abs"), null_seed=seed)})
         kept[target.name] = score
     frames = []
     for mode, selector in top.items():
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         parts: dict[str, list] = {"topk": [], "bottomk": [], "stats": [], "layers": []}
         (args.out / "scores").mkdir(parents=True, exist_ok=True)
         for metric in params["metrics"]:
-            topk, bottomk, stats, layers, kept = select_and_describe(result, targets, metric, params)
+            topk, bottomk, stats, layers, kept = select_and_describe(result, targets, metric, params, seed=args.seed)
             for name, frame in zip(parts, (topk, bottomk, stats, layers)):
                 parts[name].append(frame)
             if save:

@@ -204,4 +204,5 @@ def hierarchy_at_each_level(levels: Sequence[float], effects: Mapping[str, Effec
     return HierarchyByLevel(table, len(table), n_hold, bool(len(table)) and n_hold == len(table))
 
 
-__all__ = ["spearman", "rho_samples", "DoseResponse", "HierarchyCheck", "hierarchy", "dose_response", "HierarchyByLevel", "hierarchy_at_each_level"]
+__all__ = ["spearman", "rho_samples", "DoseResponse", "HierarchyCheck", "hierarchy", "dose_response",
+           "HierarchyByLevel", "hierarchy_at_each_level"]

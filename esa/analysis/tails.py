@@ -3,7 +3,7 @@ graded tail excess: observed top-1%/median over the same statistic of a no-struc
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Hashable, Iterable, Mapping
 
 import numpy as np
@@ -86,7 +86,7 @@ class TailExcess:
     table: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # per matrix: observed, null, excess
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "table"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "table"}
 
 
 def _matrix_key(df: pd.DataFrame) -> pd.Series:

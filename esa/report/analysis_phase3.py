@@ -36,7 +36,7 @@ class RunData:
     """What the phase-level steps need beyond the JSON: aligned tables and the run's document resamples."""
 
     al: Aligned
-    boot: ClusterBoot
+    boot: ClusterBoot | None
     deltas: dict[tuple, np.ndarray] = field(default_factory=dict)  # (seed, level, target) -> resampled ΔPPL
 
 
@@ -147,6 +147,7 @@ def analyze_run(spec: Spec, run, root: Path, n_boot: int = N_BOOT) -> tuple[dict
                 per_level = [[point[k] for k in ks] for ks in keys]
                 boot = np.column_stack([np.mean([data.deltas[k] for k in ks], axis=0) for ks in keys])
                 result["dose"][target] = dose_response(levels, per_level, boot=boot).as_dict()
+    data.boot = None  # the resample counts are large; the pairs need only the resampled ΔPPL
     return result, data
 
 

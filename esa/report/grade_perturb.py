@@ -95,8 +95,8 @@ def grade_hierarchy(criterion: Hierarchy, ctx: GradeContext) -> Grade:
         diffs = [t["diff"] for t in _tests(result, level, a, b)]
         if not diffs:
             return Grade(None, "inconclusive", f"no {a} vs {b} comparison at level {level}", evidence)
-        text = (f"{a} − {b} ΔPPL {statistics.median(d['diff'] for d in diffs):.3g} [{min(d['ci_low'] for d in diffs):.3g}"
-                f", {max(d['ci_high'] for d in diffs):.3g}]")
+        text = (f"{a} − {b} ΔPPL {statistics.median(d['diff'] for d in diffs):.3g} "
+                f"[{min(d['ci_low'] for d in diffs):.3g}, {max(d['ci_high'] for d in diffs):.3g}]")
         if any(d["ci_high"] < 0 for d in diffs):  # NaN compares false: both sides diverged is never a reversal
             reversed_.append(text)
         elif all(d["ci_low"] > 0 for d in diffs):
@@ -221,8 +221,8 @@ def grade_repeatability(criterion: Repeatability, ctx: GradeContext) -> Grade:
         return Grade(None, "inconclusive", rep["reason"], evidence)
     folds = "/".join(str(f) for f in pair["eval_fold"])
     return compare_ci(rep["value"], [rep["ci_low"], rep["ci_high"]], criterion, evidence,
-                      f"mean over {len(rep['seeds'])} seeds of |ΔPPL_a − ΔPPL_b| / mean, {criterion.target} at level "
-                      f"{pair['level']:g}, folds {folds}; CI from independent document resamples of each run "
+                      f"mean over {len(rep['seeds'])} seeds of |ΔPPL_a − ΔPPL_b| / mean, {criterion.target} at "
+                      f"level {pair['level']:g}, folds {folds}; CI from independent document resamples of each run "
                       f"({pair['n_docs'][0]} and {pair['n_docs'][1]} documents)")
 
 

@@ -293,7 +293,7 @@ def dose_table(analysis: Mapping[str, Any] | None, runs: Sequence[Any]) -> pd.Da
     rows = []
     for run in runs:
         dose = (((analysis or {}).get("runs") or {}).get(run.id) or {}).get("dose") or {}
-        for target in [t for t in TARGETS if t in dose]:
+        for target in [t for t in ALL_TARGETS if t in dose]:
             d = dose[target]
             drops = ", ".join(f"{fmt(a)} → {fmt(b)}" for a, b in d.get("violations") or [])
             rows.append({

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from esa.report.tables import DASH, TABLE_CLASS, as_number, fmt
-from esa.report.charts_phase3 import TARGETS
+from esa.report.charts_phase3 import ALL_TARGETS
 from esa.report.tables_phase3 import LEVELLED, STATUS_RANK, _finite
 
 STATS_COLUMNS = ["run", "level", "seed", "pair", "n_docs", "ratio", "ratio_low", "ratio_high", "ratio_status",
@@ -83,7 +83,7 @@ def stats_frame(analysis: Mapping[str, Any] | None, runs: Sequence[Any], per_see
 
 
 def _pair_rank(a: str, b: str) -> tuple[int, int]:
-    rank = {t: i for i, t in enumerate(TARGETS)}
+    rank = {t: i for i, t in enumerate(ALL_TARGETS)}
     return rank.get(a, 9), rank.get(b, 9)
 
 

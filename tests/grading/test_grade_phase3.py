@@ -12,9 +12,13 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from esa.analysis.power import wilcoxon_power
-from esa.report import grade_perturb  # noqa: F401  (registers the evaluators)
+from esa.report import charts_phase3 as c3
+import esa.report.grade_perturb  # noqa: F401  (registers the evaluators)
+from esa.report import tables_phase3 as t3
+from esa.report import tables_phase3_stats as s3
 from esa.report.analysis_phase3 import analyze_phase3
 from esa.report.grading import EVALUATORS, GradeContext
+from esa.report.phase2_results import Phase2Results
 from esa.spec import load_spec
 
 HEAD = """\
@@ -59,7 +63,7 @@ class Project:
         return self.baselines[where]
 
     def conditions(self, run_id: str, effects: dict, doc_sd: float = 0.01, win_sd: float = 0.002,
-                   fixed: tuple[str, ...] = (), docs: bool = True) -> None:
+                   fixed: tuple[str, ...] = (), docs: bool = True, **columns) -> None:
         """``effects``: {(level, target): mean ΔNLL per token, or (mean, doc_sd, win_sd) for that condition}."""
         run = self.spec.run(run_id)
         base = self.baseline(run_id, docs)
@@ -71,7 +75,7 @@ class Project:
                 mean, sd_d, sd_w = effect if isinstance(effect, tuple) else (effect, doc_sd, win_sd)
                 shift = mean + sd_d * rng.standard_normal(N_DOCS)[doc_codes] + sd_w * rng.standard_normal(len(base))
                 frames.append(base.assign(nll_sum=base["nll_sum"] + TOKENS * shift, target=target, level=level,
-                                          n_touched=20))
+                                          n_touched=20, **columns))
             out = self.root / f"results/{self.spec.name}/{run_id}/seed{seed}"
             out.mkdir(parents=True, exist_ok=True)
             pd.concat(frames, ignore_index=True).to_parquet(out / "conditions.parquet", index=False)
@@ -274,3 +278,46 @@ def test_holm_counts_identical_tests_once(tmp_path):
     expected = dict(zip(distinct, adjusted))
     assert all(t["wilcoxon_p_holm"] == pytest.approx(expected[t["test_key"]]) for t in tests)
     assert all(t["power"]["m_tests"] == 7 for t in tests)
+
+
+# --- what the page shows from the analysis --------------------------------------------------------------------
+
+
+def test_page_shows_documents_cis_fold_and_grew_shrank_counts(tmp_path):
+    grade, project = one_run(tmp_path, "kind: hierarchy", chain(0.3, 0.0101, 0.0100), doc_sd=0.005, n_grew=12,
+                             n_shrank=8, n_unchanged=0)
+    analysis, runs = project.analysis, [project.spec.run("a")]
+    rows = c3.condition_rows(analysis)
+    summary = c3.condition_summary(rows, analysis=analysis)
+    effect = next(e for e in analysis["runs"]["a"]["effects"] if e["target"] == "super")
+    sup = summary.set_index("target").loc["super"]
+    assert sup["ci_kind"] == "documents" and (sup["ci_low"], sup["ci_high"]) == (effect["ci_low"], effect["ci_high"])
+    assert t3.conditions_frame(summary, runs)["95% CI (documents)"].iloc[0].startswith("[")
+    assert (c3.condition_summary(rows)["ci_kind"] == "seeds").all()  # without the analysis: the t-interval
+    frame = t3.perturbed_frame(runs, Phase2Results(project.root, phase="phase3"))
+    assert frame.loc[0, "evaluation"] == "fold 0 of 2: 30 documents, 120 windows"
+    assert frame.loc[0, "grew/shrank/unchanged per set"] == "12/8/0 · 12/8/0 · 12/8/0"
+    stats = s3.stats_frame(analysis, runs)
+    assert (stats["n_docs"] == 30).all()
+    said = t3.hierarchy_sentences(summary, runs, {"a": 1.0}, analysis)
+    assert grade.status == "inconclusive" and said == [
+        "Some step is **indistinguishable at noise level** for `a`: random_k > bottom_k: CI straddles 0 (mean ΔPPL "
+        + t3._order_text(dict(zip(summary["target"], summary["mean"]))) + ")."]
+
+
+def test_page_states_the_repeat_folds_and_relative_difference(tmp_path):
+    grade, project = two_runs(tmp_path, "repeatability", 1, chain(0.1, 0.02, 0.0), chain(0.1, 0.02, 0.0))
+    rows = c3.condition_rows(project.analysis)
+    pair = project.analysis["pairs"]["a|b"]
+    said = t3.repeat_sentence(t3.repeat_frame(rows, "a", "b"), "a", "b", pair)
+    assert said.startswith("`a` (fold 0, 30 documents) and `b` (fold 1, 30 documents) read disjoint text")
+    assert f"{t3.fmt(grade.value)} [{t3.fmt(grade.ci[0])}, {t3.fmt(grade.ci[1])}]" in said
+
+
+def test_stats_table_shows_an_unstable_ratio_as_unbounded(tmp_path):
+    _, project = one_run(tmp_path, "kind: ratio, threshold: 5", chain(0.02, 0.0005, 0.0), doc_sd=0.005)
+    stats = s3.stats_frame(project.analysis, [project.spec.run("a")])
+    row = stats[stats["pair"] == "super vs random_k"].iloc[0]
+    assert row["ratio_high"] == math.inf and "unstable" in row["ratio_note"]
+    _, cells = s3.stats_cells(stats, [project.spec.run("a")], plain=True)
+    assert "∞]" in cells[0][3]

@@ -1,6 +1,7 @@
 """Phase 2 end to end on the tiny model: scoring stages, ablation check, analyses and grades."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ SPEC = textwrap.dedent("""\
     hypotheses:
       - {id: H1, statement: stable}
       - {id: H2, statement: predictive}
-    defaults: {model: ref-xs, data: stdlib-tiny, seeds: [1, 2]}
+    defaults: {model: ref-xs, data: stdlib-tiny, seeds: [1, 2, 3]}
     runs:
       - {id: gradient, kind: score, metrics: [grad_x_weight, grad_squared, obd, magnitude], topk: 40,
          k_grid: [10, 20, 40], max_windows: 12, context: 64}
@@ -70,7 +71,11 @@ def test_scoring_outputs_and_grades(project):
     assert not glob["component"].isin(["embed", "lm_head"]).any()  # excluded by default
     grades = json.loads((project / "results/phase2/grades.json").read_text())
     assert set(grades["criteria"]) == {"stab", "tail", "hot", "ov", "abl"}
-    assert all(c["status"] in ("pass", "fail") for c in grades["criteria"].values()), grades["criteria"]
+    # Every criterion found its evidence and was graded on it (a CI straddling a threshold may leave it undecided).
+    for cid, c in grades["criteria"].items():
+        assert c["status"] in ("pass", "fail", "inconclusive") and "missing" not in c["reason"], (cid, c)
+        assert c["value"] is not None and math.isfinite(c["value"]), (cid, c)
+    assert grades["draws"]["gradient"]["max_shared_docs"] == 0 and grades["draws"]["gradient"]["folds"] == 3
     assert 0 <= grades["criteria"]["stab"]["value"] <= 1
     curve = pd.read_parquet(project / "results/phase2/stability_vs_k.parquet")
     assert sorted(set(curve["k"])) == [10, 20, 40]
