@@ -78,7 +78,7 @@ def align(baseline: pd.DataFrame, others: Mapping[str, pd.DataFrame]) -> Aligned
         nll[name] = df["nll_sum"].to_numpy(dtype=float)
     clustered = "doc_id" in baseline.columns
     labels = baseline["doc_id"] if clustered else baseline["window_id"]
-    codes, doc_ids = pd.factorize(labels, sort=True)
+    codes, doc_ids = pd.factorize(labels, sort=True, use_na_sentinel=False)  # a missing doc_id is one cluster
     return Aligned(ids, tokens, nll, codes.astype(np.int64), np.asarray(doc_ids), clustered)
 
 
