@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from esa.registry import REFERENCE_MODELS
-from esa.spec.criteria import Hierarchy, MinEffect, Monotonic, Ratio, Repeatability, Significance
+from esa.spec.criteria import Determinism, Hierarchy, MinEffect, Monotonic, Ratio, Repeatability, Significance
 from esa.spec.errors import SpecError, SpecErrors
 from esa.spec.models import Spec
 from esa.spec.sweeps import expand_runs
@@ -198,7 +198,7 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
     return problems
 
 
-PERTURB_CRITERIA = (Ratio, Hierarchy, Significance, Monotonic, MinEffect, Repeatability)
+PERTURB_CRITERIA = (Ratio, Hierarchy, Significance, Monotonic, MinEffect, Repeatability, Determinism)
 
 
 def _ids(spec: Spec, kind: str) -> str:
