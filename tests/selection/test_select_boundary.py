@@ -157,7 +157,7 @@ def test_score_stage_writes_each_modes_boundary_into_tensor_stats(tiny_llama):
     tied = {t.name: torch.arange(1, t.numel + 1, dtype=torch.float32).reshape(t.shape) for t in targets}
     first = targets[0]
     tied[first.name].view(-1)[:6] = 1e6
-    _, _, stats, _, _ = stage.select_and_describe(_Result(tied), targets, "m", {"topk": 2, "modes": ["per_layer"]})
+    _, _, stats, _, _ = stage.select_and_describe(_Result(tied), targets, "magnitude", {"topk": 2, "modes": ["per_layer"]})
     row = stats.set_index("tensor").loc[first.name]
     assert (row["per_layer_kth_value"], row["per_layer_n_tied_at_boundary"], row["per_layer_n_tied_taken"]) == \
         (1e6, 6, 2)
