@@ -24,8 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from esa.engine.gradient_pass import bare_fwd_bwd  # noqa: E402
-from esa.engine.scoring import score_model  # noqa: E402
+from esa.engine.scoring.gradient_pass import bare_fwd_bwd  # noqa: E402
+from esa.engine.scoring.passes import score_model  # noqa: E402
 
 GRAD_METRICS = ["grad_x_weight", "grad_squared", "obd", "act_mag"]
 LLAMA_8B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,

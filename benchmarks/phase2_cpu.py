@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import RESULTS, clock, machine, write_section  # noqa: E402
 
-from esa.engine.gradient_pass import bare_fwd_bwd  # noqa: E402
-from esa.engine.scoring import score_model  # noqa: E402
+from esa.engine.scoring.gradient_pass import bare_fwd_bwd  # noqa: E402
+from esa.engine.scoring.passes import score_model  # noqa: E402
 
 GRAD_METRICS = ["grad_x_weight", "grad_squared", "obd", "act_mag"]
 SECTION = "## Phase 2 scoring (CPU)"

@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import RESULTS, clock, machine, write_section  # noqa: E402
 
-from esa.engine.controls import random_k, super_set  # noqa: E402
-from esa.engine.perturb import (BitFlipParams, GaussParams, ZeroParams, apply, checksum,  # noqa: E402
+from esa.engine.perturbation.controls import random_k, super_set  # noqa: E402
+from esa.engine.perturbation.apply import (BitFlipParams, GaussParams, ZeroParams, apply, checksum,  # noqa: E402
                                 verify_restored)
-from esa.engine.select import Selector  # noqa: E402
-from esa.engine.targets import scored_parameters  # noqa: E402
+from esa.engine.scoring.select import Selector  # noqa: E402
+from esa.engine.models.targets import scored_parameters  # noqa: E402
 
 SECTION = "## Phase 3 perturbation (CPU)"
 CONDITIONS = [("zero", ZeroParams()), ("gauss_noise", GaussParams(1.0)), ("bit_flip", BitFlipParams("exponent_msb"))]
@@ -61,7 +61,7 @@ def parse(argv=None) -> argparse.Namespace:
 def build(args):
     path = args.model or (str(ROOT / "models" / "ref-s") if (ROOT / "models" / "ref-s").exists() else None)
     if path:
-        from esa.engine.models import load_model
+        from esa.engine.models.loading import load_model
         model, _ = load_model(path, "float32", "cpu")
         label = f"`{path}`"
     else:

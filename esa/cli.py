@@ -9,34 +9,7 @@ from pathlib import Path
 
 import click
 
-from esa.spec import SpecErrors
-
-USAGE_ERROR = 2
-
-
-class EsaUsageError(Exception):
-    """A one-line problem with the user's input (exit code 2)."""
-
-
-def one_line_errors(func):
-    """Bad input ends in one line per problem on stderr and exit code 2 — never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        from esa.compile import PlanError
-        from esa.notebook.lock import LockError
-
-        try:
-            return func(*args, **kwargs)
-        except SpecErrors as exc:
-            for error in exc.errors:
-                click.echo(f"error: {error}", err=True)
-        except (PlanError, EsaUsageError, LockError) as exc:
-            click.echo(f"error: {exc}", err=True)
-        sys.exit(USAGE_ERROR)
-
-    return wrapper
-
+from esa.cli_errors import USAGE_ERROR, EsaUsageError, one_line_errors  # noqa: F401
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="esa")
@@ -51,7 +24,7 @@ def main() -> None:
 @one_line_errors
 def compile_command(specs: tuple[str, ...], check: bool, fresh: bool) -> None:
     """Compile SPECS (plus those dvc.yaml was compiled from) into dvc.yaml and params.yaml."""
-    from esa.compile import compile_specs, resolve_sources
+    from esa.compile.compiler import compile_specs, resolve_sources
 
     root = Path.cwd()
     for spec in specs:
@@ -88,7 +61,7 @@ def schema_command(out: str) -> None:
 @one_line_errors
 def grade_command(spec: str, quiet: bool) -> None:
     """Grade every criterion of SPEC from its artifacts into results/<phase>/grades.json."""
-    from esa.report.grade import grade_spec, print_grades
+    from esa.grading.grade import grade_spec, print_grades
     from esa.spec import load_spec
 
     if not Path(spec).exists():
@@ -117,7 +90,7 @@ def lock_command(spec: str, reason: str | None) -> None:
     click.echo(message)
     if Path("dvc.yaml").exists():
         # The grade stage depends on the lock once it exists: recompile so `dvc repro` regrades.
-        from esa.compile import compile_specs, read_sources, relative_source
+        from esa.compile.compiler import compile_specs, read_sources, relative_source
 
         sources = read_sources(Path("dvc.yaml"))
         if relative_source(spec, Path.cwd()) in sources:
@@ -178,7 +151,7 @@ def report_command(page: str | None, out: str | None, no_quarto: bool) -> None:
     for name in sorted({p.stem for p in paths if p.stem.startswith("phase")}):
         grades = Path("results") / name / "grades.json"
         if grades.exists():
-            from esa.report.grade import print_grades
+            from esa.grading.grade import print_grades
 
             print_grades(json.loads(grades.read_text()))
     for path in paths:

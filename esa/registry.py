@@ -5,61 +5,7 @@ Reference models are trained by the project itself (offline); protocols fix the 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
-
-@dataclass(frozen=True)
-class CorpusConfig:
-    """A corpus built from text every Python install carries, split by document."""
-
-    name: str
-    # Documents are assigned to splits by a hash of their path: fractions of documents per split.
-    calibration_fraction: float = 0.1
-    evaluation_fraction: float = 0.1
-    # Byte caps keep corpus building and training fast on two cores; 0 = no cap.
-    max_train_bytes: int = 0
-    max_calibration_bytes: int = 0
-    max_evaluation_bytes: int = 0
-
-    def params(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ReferenceModel:
-    """A small Llama-architecture causal LM trained deterministically on CPU from a corpus."""
-
-    name: str
-    corpus: str
-    vocab_size: int
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    intermediate_size: int
-    max_position_embeddings: int
-    train_steps: int
-    batch_size: int
-    seq_len: int
-    learning_rate: float
-    seed: int = 0
-    description: str = ""
-
-    def params(self) -> dict:
-        data = asdict(self)
-        data.pop("description")
-        return data
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """An evaluation budget: window length, stride, and how many windows each seed samples."""
-
-    name: str
-    context: int
-    stride: int
-    max_windows: int
-    batch_size: int
-    description: str = ""
+from esa.configs import CorpusConfig, Protocol, ReferenceModel
 
 
 CORPORA: dict[str, CorpusConfig] = {
@@ -128,14 +74,3 @@ PROTOCOLS: dict[str, Protocol] = {
 
 def is_reference_model(name: str) -> bool:
     return name in REFERENCE_MODELS
-
-# Sensitivity metrics (computed by esa.engine.metrics; names listed here so specs validate without torch).
-METRICS: dict[str, str] = {
-    "grad_x_weight": "|w ⊙ ∂L/∂w|, first-order Taylor estimate of zeroing w",
-    "grad_squared": "empirical Fisher diagonal from per-sequence gradients",
-    "obd": "½·F_ii·w², Optimal Brain Damage saliency from the empirical Fisher",
-    "act_mag": "|W_ij|·‖X_j‖₂ over calibration inputs (Wanda)",
-    "hutchinson_diag": "Hutchinson estimate of the Hessian diagonal, Rademacher probes",
-    "magnitude": "|w|",
-    "superweight": "data-free down_proj activation-spike detector",
-}

@@ -10,7 +10,7 @@ the held-out NLL, so ρ is taken against |ΔNLL| by default (``target: abs``); �
 beside it. Writes ablation.parquet (one row per sampled weight), transfer.parquet (metric, source, target, rho,
 ci_low, ci_high, n, rho_top, n_top, rho_random, n_random, rho_abs, rho_signed), summary.json (DVC metrics, with
 the sampling rule) and manifest.json. The weights are every checked metric's global top set plus a uniform draw
-(see esa.engine.ablation.sample_weights), so the sample favours no metric.
+(see esa.engine.scoring.ablation.sample_weights), so the sample favours no metric.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def load_scores(scores_dir: Path, metric: str, shapes: dict[str, tuple[int, ...]
 def evaluation_scores(model, frame, windows: list, metrics: list[str], *, device, seed: int,
                       pad_id: int) -> tuple[dict, dict]:
     """The gradient-pass metrics computed on the held-out windows, at each sampled weight; and their estimators."""
-    from esa.engine.ablation import gather_scores
-    from esa.engine.scoring import score_model
+    from esa.engine.scoring.ablation import gather_scores
+    from esa.engine.scoring.passes import score_model
 
     named = dict(model.named_parameters(remove_duplicate=False))
     params = [(n, named[n]) for n in dict.fromkeys(frame["tensor"])]  # only the tensors holding sampled weights
@@ -103,7 +103,7 @@ def transfer(frame, columns: list[str], params: dict, seed: int):
     """transfer.parquet: one row per (metric, source); ρ against the chosen target, ρ against both beside it."""
     import pandas as pd
 
-    from esa.engine.ablation import transfer_table
+    from esa.engine.scoring.ablation import transfer_table
 
     both = {target: transfer_table(frame, columns, absolute=target == "abs", n_boot=params["n_boot"], seed=seed)
             for target in TARGETS}
@@ -148,11 +148,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from esa.engine.ablation import ablate, gather_scores, locate, sample_weights
-    from esa.engine.corpus import load_split
-    from esa.engine.metrics import get_metric
-    from esa.engine.models import load_model, max_context, quiet_hub_progress, resolve_device
-    from esa.engine.batches import calibration_draw
+    from esa.engine.scoring.ablation import ablate, gather_scores, locate, sample_weights
+    from esa.engine.data.corpus import load_split
+    from esa.engine.scoring.metrics import get_metric
+    from esa.engine.models.loading import load_model, max_context, quiet_hub_progress, resolve_device
+    from esa.engine.data.batches import calibration_draw
 
     quiet_hub_progress()
     torch.manual_seed(args.seed)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
 
-from esa.engine.corpus import SPLITS, build_corpus, validate_config  # noqa: E402
-from esa.registry import CorpusConfig  # noqa: E402
+from esa.engine.data.corpus import SPLITS, build_corpus, validate_config  # noqa: E402
+from esa.configs import CorpusConfig  # noqa: E402
 from esa.stageio import Manifest, bad_input, load_params, stage_parser  # noqa: E402
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
 
-from esa.engine.windows import check_window_settings  # noqa: E402
+from esa.engine.data.windows import check_window_settings  # noqa: E402
 from esa.stageio import (Manifest, bad_input, load_params, seed_part, stage_parser, write_json,  # noqa: E402
                          write_sampling)
 
@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from esa.engine.corpus import load_split
-    from esa.engine.evaluate import check_settings, evaluate_windows, prepare_windows
-    from esa.engine.models import load_model, n_params, quiet_hub_progress, resolve_device
+    from esa.engine.data.corpus import load_split
+    from esa.engine.evaluation.evaluate import check_settings, evaluate_windows, prepare_windows
+    from esa.engine.models.loading import load_model, n_params, quiet_hub_progress, resolve_device
 
     quiet_hub_progress()
     dtype, device = params.get("dtype", "float32"), params.get("device", "cpu")

@@ -22,12 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
 
+from esa.names import TARGETS, check_implemented  # noqa: E402
 from esa.stageio import Manifest, bad_input, load_params, stage_parser, write_json  # noqa: E402
 
 REQUIRED = ("model", "data", "perturbation", "levels", "controls", "scores", "context", "stride", "max_windows",
             "batch_size", "eval_seed")
 # A fixed offset per target (not its position), so adding a control does not change another target's draws.
 TARGET_STREAM = {"super": 0, "random_k": 1, "bottom_k": 2, "random_matched": 3}
+check_implemented("perturbation targets", TARGET_STREAM, TARGETS)
 MAGNITUDE = ("n_grew", "n_shrank", "n_unchanged")
 
 
@@ -40,8 +42,8 @@ def calibration_gradient(model, tokenizer, data: Path, context: int, seed: int, 
     """∂(mean calibration NLL)/∂w for grad_step, from the same calibration sampler the scoring stage uses."""
     import torch
 
-    from esa.engine.corpus import load_split
-    from esa.engine.batches import calibration_windows
+    from esa.engine.data.corpus import load_split
+    from esa.engine.data.batches import calibration_windows
 
     windows = calibration_windows(tokenizer, load_split(data, "calibration"), context=context,
                                   max_windows=n_windows, seed=seed)
@@ -59,8 +61,8 @@ def calibration_gradient(model, tokenizer, data: Path, context: int, seed: int, 
 def selections(params: dict, scores_dir: Path, model, seed: int) -> dict:
     import pandas as pd
 
-    from esa.engine.controls import bottom_k, random_k, random_matched, super_set
-    from esa.engine.perturb import parameters
+    from esa.engine.perturbation.controls import bottom_k, random_k, random_matched, super_set
+    from esa.engine.perturbation.apply import parameters
 
     ref = params["scores"]
     topk = pd.read_parquet(scores_dir / "topk.parquet")
@@ -108,10 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from esa.analysis.paired import delta_ppl, ppl
-    from esa.engine.corpus import load_split
-    from esa.engine.evaluate import evaluate_windows, prepare_windows
-    from esa.engine.models import load_model, quiet_hub_progress, resolve_device
-    from esa.engine.perturb import checksum, params_from_spec, perturbed
+    from esa.engine.data.corpus import load_split
+    from esa.engine.evaluation.evaluate import evaluate_windows, prepare_windows
+    from esa.engine.models.loading import load_model, quiet_hub_progress, resolve_device
+    from esa.engine.perturbation.apply import checksum, params_from_spec, perturbed
 
     quiet_hub_progress()
     torch.manual_seed(args.seed)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from a checkout
 
-from esa.engine.models import quiet_hub_progress  # noqa: E402
-from esa.engine.reference import build_reference, validate_config  # noqa: E402
-from esa.registry import ReferenceModel  # noqa: E402
+from esa.engine.models.loading import quiet_hub_progress  # noqa: E402
+from esa.engine.models.reference import build_reference, validate_config  # noqa: E402
+from esa.configs import ReferenceModel  # noqa: E402
 from esa.stageio import Manifest, bad_input, load_params, stage_parser  # noqa: E402
 
 

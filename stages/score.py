@@ -29,8 +29,9 @@ def select_and_describe(result, targets, metric: str, params: dict, seed: int = 
     """Stream one metric's score tensors through the selectors and statistics; return frames."""
     import pandas as pd
 
-    from esa.engine.score_stats import layer_component_summary, target_score_stats
-    from esa.engine.select import Selector
+    from esa.analysis.score_tables import layer_component_summary
+    from esa.engine.scoring.score_stats import target_score_stats
+    from esa.engine.scoring.select import Selector
 
     k = int(params["topk"])
     top = {mode: Selector(k, mode) for mode in params["modes"]}
@@ -86,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from safetensors.torch import save_file
 
-    from esa.engine.corpus import load_split
-    from esa.engine.models import load_model, n_params, quiet_hub_progress, resolve_device
-    from esa.engine.batches import calibration_draw
-    from esa.engine.scoring import score_model
-    from esa.engine.targets import scored_parameters
+    from esa.engine.data.corpus import load_split
+    from esa.engine.models.loading import load_model, n_params, quiet_hub_progress, resolve_device
+    from esa.engine.data.batches import calibration_draw
+    from esa.engine.scoring.passes import score_model
+    from esa.engine.models.targets import scored_parameters
 
     quiet_hub_progress()
     torch.manual_seed(args.seed)

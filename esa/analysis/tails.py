@@ -1,4 +1,4 @@
-"""Heavy-tail summary of score distributions across matrices (rows from ``esa.engine.score_stats``), and the
+"""Heavy-tail summary of score distributions across matrices (rows from ``esa.engine.scoring.score_stats``), and the
 graded tail excess: observed top-1%/median over the same statistic of a no-structure null, per matrix."""
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def tail_excess(stats_by_seed: Mapping[Hashable, pd.DataFrame], *, n_boot: int =
     """Observed top-1%/median over its no-structure null per matrix, median over matrices, bootstrap CI.
 
     ``stats_by_seed`` are one metric's tensor_stats rows per seed, with the null columns of
-    ``esa.engine.score_stats.null_tail_stats``. A ratio needs both medians positive (a zero or negative median
+    ``esa.engine.scoring.score_stats.null_tail_stats``. A ratio needs both medians positive (a zero or negative median
     makes top/median meaningless). No CI with fewer than ``min_matrices`` matrices (``note`` says so).
     """
     nan = float("nan")

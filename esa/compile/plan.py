@@ -29,6 +29,7 @@ class StageNode:
 class Plan:
     nodes: dict[str, StageNode] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    root: Path = Path(".")  # the project: stage programs' code deps are read from its files
 
     def add(self, node: StageNode, params: dict[str, Any] | None = None) -> StageNode:
         """Add a node once: an identical node added again (shared work) is kept once; a different one is an error."""

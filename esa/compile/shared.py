@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from esa.compile.code_deps import code_deps
 from esa.compile.plan import Plan, StageNode
 from esa.registry import CORPORA, REFERENCE_MODELS
 
@@ -20,7 +21,7 @@ def add_corpus(plan: Plan, name: str) -> str:
         StageNode(
             name=f"corpus.{name}",
             cmd=f"python stages/corpus.py --key corpora.{name} --out {out}",
-            deps=("stages/corpus.py", "esa/engine/corpus.py"),
+            deps=code_deps("stages/corpus.py", root=plan.root),
             params=(f"corpora.{name}",),
             outs=(out,),
         ),
@@ -40,10 +41,15 @@ def add_model(plan: Plan, model: str) -> tuple[str, tuple[str, ...]]:
         StageNode(
             name=f"reference.{model}",
             cmd=f"python stages/reference.py --key reference_models.{model} --corpus {corpus} --out {out}",
-            deps=("stages/reference.py", "esa/engine/reference.py", "esa/engine/tokenizer.py", corpus),
+            deps=(*code_deps("stages/reference.py", root=plan.root), corpus),
             params=(f"reference_models.{model}",),
             outs=(out,),
         ),
         {f"reference_models.{model}": reference.params()},
     )
     return out, (out,)
+
+
+def results_dir(spec, run_id: str) -> str:
+    """Where a run's stages write: results/<spec name>/<run id>."""
+    return f"results/{spec.name}/{run_id}"

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from esa.cli_errors import EsaUsageError, one_line_errors
+
 
 @click.command("export")
 @click.argument("phase")
@@ -14,14 +16,10 @@ import click
 @click.option("--out", type=click.Path(file_okay=False), help="Folder to write (default exports/<phase>/).")
 def export_command(phase: str, fmt: str, out: str | None) -> None:
     """Write PHASE's (e.g. phase1) criteria and results tables and its report's figures (SVG + 300-dpi PNG)."""
-    # esa.cli imports this module to register the command: importing it here, not at the top, avoids a cycle.
-    from esa.cli import one_line_errors
-
     one_line_errors(_export)(phase, fmt, out)
 
 
 def _export(phase: str, fmt: str, out: str | None) -> None:
-    from esa.cli import EsaUsageError
     from esa.export.exhibits import ExportError
     from esa.export.writer import export_phase
 

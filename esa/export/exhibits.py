@@ -156,21 +156,3 @@ def _text(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return DASH
     return " ".join(str(value).split())  # a cell is one line in both formats
-
-
-# --- Registry ---------------------------------------------------------------------------------------------
-
-
-def builders() -> dict[str, Callable[[Path], Exhibits]]:
-    """phase → function(project root) → Exhibits. Imported here because the phase modules import this one."""
-    from esa.export import exhibits_phase1, exhibits_phase2, exhibits_phase3
-
-    return {"phase1": exhibits_phase1.build, "phase2": exhibits_phase2.build, "phase3": exhibits_phase3.build}
-
-
-def build(phase: str, root: Path) -> Exhibits:
-    """Every exhibit of ``phase`` from the results under ``root``; ExportError when a required file is missing."""
-    from esa.report import charts
-
-    charts.setup()  # the reports' colour-blind-safe theme, applied when the charts are serialised
-    return builders()[phase_name(phase)](Path(root))

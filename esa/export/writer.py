@@ -9,7 +9,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from esa.export import latex, markdown
-from esa.export.exhibits import Exhibits, ExportError, build, phase_name
+from esa.export.exhibits import Exhibits, ExportError, phase_name
+from esa.export.phases import build
 from esa.export.figures import save_figure
 
 FORMATS = {"latex": (latex, ".tex", "exhibits.tex"), "markdown": (markdown, ".md", "README.md")}

@@ -64,7 +64,7 @@ def chart_svg(chart: alt.TopLevelMixin) -> str:
     """The chart as inline-ready SVG (themed as the report is), drawn by vl-convert without a browser."""
     import vl_convert
 
-    from esa.report.render import clean_svg
+    from esa.report.svg import clean_svg
 
     return clean_svg(vl_convert.vegalite_to_svg(chart.to_dict()))
 

@@ -14,7 +14,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from esa.engine.score_stats import HIST_EDGES_LOG10, layer_component_summary
+from esa.analysis.score_tables import HIST_EDGES_LOG10, layer_component_summary
 from esa.report.charts import OKABE_ITO, _number, _wants_log
 
 NO_LAYER = "—"  # embeddings and lm_head belong to no block

@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from esa.names import HIERARCHY
+from esa.names import TARGETS as REGISTRY_TARGETS
 from esa.report.charts import OKABE_ITO
 
-TARGETS = ("super", "random_k", "bottom_k")  # the hierarchy chain
-ALL_TARGETS = ("super", "random_k", "random_matched", "bottom_k")  # display order; random_matched ranks with random
+TARGETS = HIERARCHY  # the hierarchy chain
+ALL_TARGETS = REGISTRY_TARGETS  # display order; random_matched ranks with random
 TARGET_COLORS = {"super": OKABE_ITO[3], "random_k": OKABE_ITO[0], "random_matched": OKABE_ITO[4],
                  "bottom_k": OKABE_ITO[2]}
 COUNT_COLUMNS = ["n_grew", "n_shrank", "n_unchanged"]

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from esa.report.charts import status_colors
+from esa.report.svg import clean_svg, strip_namespaces  # noqa: F401  (part of this module's API)
 
 # Read by report pages: where the project is, and how links from the HTML reach it.
 ENV_PROJECT_ROOT = "ESA_PROJECT_ROOT"
@@ -38,9 +39,6 @@ _QUARTO_DEFAULTS: dict[str, Any] = {"echo": True, "output": True, "include": Tru
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(\n|\Z)", re.S)
 _CHUNK = re.compile(r"^[ \t]*`{3,}[ \t]*\{python[^}]*\}", re.M)
-_XMLNS = re.compile(r'\s+xmlns(?::\w+)?\s*=\s*"[^"]*"')
-_NS_TAG = re.compile(r"<(?:svg|html)\b[^>]*>")
-_SVG_PROLOG = re.compile(r"<\?xml.*?\?>|<!DOCTYPE[^>]*>|<metadata>.*?</metadata>", re.S)
 _EXTERNAL = re.compile(
     r"""(?:\b(?:src|href|srcset|poster|data)\s*=\s*["']?\s*(?:https?:)?//[^\s"'>]*)"""
     r"""|@import\b[^;]*|url\(\s*["']?\s*(?:https?:)?//[^)]*\)""",
@@ -94,14 +92,6 @@ def page_env(project_root: Path, out_dir: Path) -> dict[str, str]:
     """The environment report cells run in: where the project is, and how links from `out_dir` reach it."""
     return {**os.environ, ENV_PROJECT_ROOT: str(project_root),
             ENV_LINK_ROOT: Path(os.path.relpath(project_root, out_dir)).as_posix()}
-
-
-def strip_namespaces(html: str) -> str:
-    """Drop xmlns attributes of <html> and inline <svg> tags (HTML5 needs none) so no namespace URL is left.
-
-    Only tags are touched: an SVG inside a data URI is a standalone document and keeps its xmlns.
-    """
-    return _NS_TAG.sub(lambda m: _XMLNS.sub("", m.group(0)), html)
 
 
 def external_refs(html: str) -> list[str]:
@@ -235,11 +225,6 @@ def _fence(content: str, info: str = "") -> str:
 
 def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
-
-
-def clean_svg(svg: str) -> str:
-    """Inline-ready SVG: no XML prolog, DTD, metadata or namespace URLs."""
-    return strip_namespaces(_SVG_PROLOG.sub("", svg)).strip()
 
 
 def _output_markdown(output: Mapping[str, Any], opts: Mapping[str, Any]) -> str:

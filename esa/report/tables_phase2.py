@@ -128,7 +128,7 @@ def _tail_null(run: Any, metric: str, results: Phase2Results) -> dict:
     stored = ((results.run_analysis(run.id).get("tails") or {}).get(metric) or {}).get("null")
     if stored is not None:
         return stored
-    from esa.report.analysis_phase2 import null_excess
+    from esa.grading.score_analysis import null_excess
 
     frames = {s: f[f["metric"] == metric] for s, f in results.per_seed(run, "tensor_stats.parquet").items()}
     return null_excess(run, metric, frames) if frames else {}

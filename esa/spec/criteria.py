@@ -1,6 +1,6 @@
 """Criterion kinds a spec may declare: a tagged union on ``kind``.
 
-Each kind is a small typed model; the grader (esa.report.grade) holds one evaluator per kind.
+Each kind is a small typed model; the grader (esa.grading.grade) holds one evaluator per kind.
 Add a kind by adding a model here, listing it in ``Criterion`` and registering its evaluator.
 """
 
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from esa.spec.names import Control, MetricName, Mode, Target
 
 Comparator = Literal["<", "<=", ">", ">=", "=="]
 EvalMetric = Literal["ppl", "bits_per_byte", "top1_accuracy", "nll_per_token"]
@@ -19,6 +21,9 @@ Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=
 
 class _CriterionBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    # The kind of run this criterion grades: the runs it names (run, repeat, a.run, b.run) must be of this kind.
+    run_kind: ClassVar[str]
 
     id: Ident
     hypothesis: Ident = Field(description="id of the hypothesis this criterion tests")
@@ -34,6 +39,7 @@ class _CriterionBase(BaseModel):
 
 
 class _EvalCriterion(_CriterionBase):
+    run_kind: ClassVar[str] = "eval"
     runs: Literal["all"] | list[Ident] = Field(
         "all", description="run ids (or sweep ids, meaning all their runs) whose results this criterion reads")
 
@@ -80,11 +86,8 @@ class MetricBound(_EvalCriterion):
     threshold: float
 
 
-MetricName = Literal["grad_x_weight", "grad_squared", "obd", "act_mag", "hutchinson_diag", "magnitude", "superweight"]
-Mode = Literal["per_layer", "global"]
-
-
 class _ScoreCriterion(_CriterionBase):
+    run_kind: ClassVar[str] = "score"
     run: Ident = Field(description="id of a score run (or a sweep that generated exactly one)")
     metric: MetricName
     mode: Mode = "per_layer"
@@ -108,6 +111,8 @@ class MetricRef(BaseModel):
 
 class MetricOverlap(_CriterionBase):
     """Agreement of two metrics' top-k sets, same seed, averaged over the seeds both runs share."""
+
+    run_kind: ClassVar[str] = "score"
 
     kind: Literal["metric_overlap"]
     a: MetricRef
@@ -145,6 +150,8 @@ class Hotspot(_ScoreCriterion):
 class AblationSpearman(_CriterionBase):
     """Spearman ρ between a metric's score and the real held-out ΔNLL of zeroing single weights (mean over seeds)."""
 
+    run_kind: ClassVar[str] = "ablation_check"
+
     kind: Literal["ablation_spearman"]
     run: Ident = Field(description="id of an ablation_check run")
     metric: MetricName
@@ -154,11 +161,8 @@ class AblationSpearman(_CriterionBase):
     threshold: float = 0.5
 
 
-Control = Literal["random_k", "random_matched", "bottom_k"]
-Target = Literal["super", "random_k", "random_matched", "bottom_k"]
-
-
 class _PerturbCriterion(_CriterionBase):
+    run_kind: ClassVar[str] = "perturb"
     run: Ident = Field(description="id of a perturb run")
     level: float | None = Field(None, description="perturbation level (default: the run's first)")
 
@@ -216,6 +220,8 @@ class Repeatability(_CriterionBase):
     ``eval_fold``): |ΔPPL_a − ΔPPL_b| / mean(ΔPPL_a, ΔPPL_b) of the super set, mean over shared seeds, CI from
     resampling each run's documents. Runs on overlapping windows are a determinism check, not repeatability."""
 
+    run_kind: ClassVar[str] = "perturb"
+
     kind: Literal["repeatability"]
     run: Ident
     repeat: Ident
@@ -228,12 +234,20 @@ class Determinism(_CriterionBase):
     """The same condition run twice with identical settings and windows: the largest |ΔPPL_a − ΔPPL_b| over
     shared conditions (0 on a deterministic backend)."""
 
+    run_kind: ClassVar[str] = "perturb"
+
     kind: Literal["determinism"]
     run: Ident
     repeat: Ident
     comparator: Comparator = "<="
     threshold: float = 0.0
 
+
+CRITERION_MODELS = (SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, TailRatio, Hotspot,
+                    AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, Repeatability, Determinism)
+# kind → model (each model's `kind` literal), e.g. CRITERIA["ratio"] is Ratio.
+CRITERIA: dict[str, type[_CriterionBase]] = {model.model_fields["kind"].annotation.__args__[0]: model
+                                             for model in CRITERION_MODELS}
 
 Criterion = Annotated[
     Union[SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, TailRatio, Hotspot,

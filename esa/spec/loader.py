@@ -8,7 +8,6 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from esa.registry import REFERENCE_MODELS
-from esa.spec.criteria import Determinism, Hierarchy, MinEffect, Monotonic, Ratio, Repeatability, Significance
 from esa.spec.errors import SpecError, SpecErrors
 from esa.spec.models import Spec
 from esa.spec.sweeps import expand_runs
@@ -182,23 +181,31 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
                              f"unknown run '{getattr(criterion, field)}' (known: {_known(run_index)})"))
         if unknown:
             continue
-        refs = [(("criteria", i), criterion)] if hasattr(criterion, "metric") and hasattr(criterion, "run") \
-            and criterion.kind != "ablation_spearman" else []
-        for field in ("run", "repeat"):
-            if isinstance(criterion, PERTURB_CRITERIA) and hasattr(criterion, field):
-                target = next((r for r in spec.runs if r.id == getattr(criterion, field)), None)
-                if target is None or target.kind != "perturb":
-                    problems.append((("criteria", i, field), f"'{getattr(criterion, field)}' is not a perturb run "
-                                                             f"of this spec (perturb runs: {_ids(spec, 'perturb')})"))
-        if criterion.kind == "ablation_spearman":
+        # Every run a criterion names must be of the kind it grades; then that kind's own checks.
+        named = [(("criteria", i, f), getattr(criterion, f)) for f in ("run", "repeat")
+                 if isinstance(getattr(criterion, f, None), str)]
+        named += [(("criteria", i, side, "run"), getattr(criterion, side).run) for side in ("a", "b")
+                  if hasattr(criterion, side)]
+        kind = criterion.run_kind
+        wrong = [(path, run_id) for path, run_id in named
+                 if run_id in run_index and spec.runs[run_index[run_id]].kind != kind]
+        for path, run_id in wrong:
+            problems.append((path, f"'{run_id}' is not {_article(kind)} {kind} run of this spec "
+                                   f"({kind} runs: {_ids(spec, kind)})"))
+        if wrong:
+            continue
+        if kind == "ablation_check":
             problems.extend(_check_ablation_ref(spec, criterion, ("criteria", i)))
-        refs += [(("criteria", i, side), getattr(criterion, side)) for side in ("a", "b") if hasattr(criterion, side)]
-        for path, ref in refs:
-            problems.extend(_check_score_ref(spec, criterion, path, ref))
+        elif kind == "score":
+            refs = [(("criteria", i), criterion)] if hasattr(criterion, "metric") else []
+            refs += [(("criteria", i, side), getattr(criterion, side)) for side in ("a", "b") if hasattr(criterion, side)]
+            for path, ref in refs:
+                problems.extend(_check_score_ref(spec, criterion, path, ref))
     return problems
 
 
-PERTURB_CRITERIA = (Ratio, Hierarchy, Significance, Monotonic, MinEffect, Repeatability, Determinism)
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def _ids(spec: Spec, kind: str) -> str:

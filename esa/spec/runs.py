@@ -6,7 +6,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from esa.names import MODES
 from esa.registry import CORPORA, PROTOCOLS, REFERENCE_MODELS
+from esa.spec.names import Control, MetricName, Mode, Perturbation
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=64)]
 DType = Literal["float32", "float16", "bfloat16", "auto"]
@@ -95,8 +97,6 @@ class EvalRun(_RunBase):
         }
 
 
-MetricName = Literal["grad_x_weight", "grad_squared", "obd", "act_mag", "hutchinson_diag", "magnitude", "superweight"]
-Mode = Literal["per_layer", "global"]
 
 
 class ScoreRun(_RunBase):
@@ -107,7 +107,7 @@ class ScoreRun(_RunBase):
 
     kind: Literal["score"]
     metrics: list[MetricName] = Field(min_length=1)
-    modes: list[Mode] = Field(["per_layer", "global"], min_length=1)
+    modes: list[Mode] = Field(list(MODES), min_length=1)
     topk: int = Field(100, gt=0, description="k stored per selection; smaller k are prefixes of it")
     k_grid: list[int] = Field(default_factory=list, description="k values for stability-vs-k (default k/4, k/2, k)")
     split: Literal["calibration"] = "calibration"
@@ -170,7 +170,6 @@ class AblationRun(_RunBase):
         return data
 
 
-Perturbation = Literal["zero", "sign_flip", "scale", "gauss_noise", "bit_flip", "grad_step", "correlated", "adaptive"]
 
 
 class ScoresRef(BaseModel):
@@ -209,7 +208,7 @@ class PerturbRun(_RunBase):
     direction: Literal["ascend", "descend"] = "ascend"
     unit: Literal["row", "col", "head", "matrix"] = "row"
     inner: Literal["zero", "gauss_noise", "sign_flip"] = "zero"
-    controls: list[Literal["random_k", "random_matched", "bottom_k"]] = Field(
+    controls: list[Control] = Field(
         ["random_k", "bottom_k"], description="random_matched: random weights of the same matrix and binary exponent")
     protocol: str = "standard"
     eval_seed: int = Field(1337, description="seed of the evaluation windows shared with the baseline")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from esa.analysis.tails import heavy_tail_summary, pooled_hill, tail_excess
-from esa.engine.score_stats import tensor_score_stats
+from esa.engine.scoring.score_stats import tensor_score_stats
 
 
 def test_pooled_hill_recovers_common_index():

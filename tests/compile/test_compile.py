@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from esa.compile import PlanError, compile_specs, resolve_sources
+from esa.compile.compiler import PlanError, compile_specs, resolve_sources
 from esa.compile.plan import Plan, StageNode
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"

@@ -10,8 +10,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from esa.engine.corpus import build_corpus  # noqa: E402
-from esa.engine.reference import build_reference  # noqa: E402
+from esa.engine.data.corpus import build_corpus  # noqa: E402
+from esa.engine.models.reference import build_reference  # noqa: E402
 from esa.registry import CORPORA, REFERENCE_MODELS  # noqa: E402
 
 

@@ -19,7 +19,7 @@ import yaml
 from scipy.stats import spearmanr
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from esa.engine.ablation import ablate, gather_scores, sample_weights, transfer_table
+from esa.engine.scoring.ablation import ablate, gather_scores, sample_weights, transfer_table
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -217,11 +217,11 @@ def ablation_project(tmp_path, ref_xs, tiny_corpus) -> Path:
     """A score run's folder (scores computed here with score_model) and params for the ablation stage."""
     from safetensors.torch import save_file
 
-    from esa.engine.corpus import load_split
-    from esa.engine.models import load_model
-    from esa.engine.batches import calibration_windows
-    from esa.engine.scoring import score_model
-    from esa.engine.targets import scored_parameters
+    from esa.engine.data.corpus import load_split
+    from esa.engine.models.loading import load_model
+    from esa.engine.data.batches import calibration_windows
+    from esa.engine.scoring.passes import score_model
+    from esa.engine.models.targets import scored_parameters
 
     model, tok = load_model(str(ref_xs))
     windows = calibration_windows(tok, load_split(tiny_corpus, "calibration"), context=64, max_windows=6, seed=1)

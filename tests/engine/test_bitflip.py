@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from esa.engine.bitflip import exponent_field, exponent_msb, flip_bits, flip_bits_, masks, resolve_bits
+from esa.engine.perturbation.bitflip import exponent_field, exponent_msb, flip_bits, flip_bits_, masks, resolve_bits
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 1.5, 2.0, 3.0, 0.1, -7.25, 1e-40, 65504.0, 6e-8, float("inf"), float("-inf"),
            float("nan"), 1e30, -3e-30]

@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from esa.engine.controls import borrow_scores, bottom_k, draw_excluding, random_k, super_set
-from esa.engine.select import COLUMNS, Selector, per_matrix_counts
-from esa.engine.targets import scored_parameters
+from esa.engine.perturbation.controls import borrow_scores, bottom_k, draw_excluding, random_k, super_set
+from esa.engine.scoring.select import COLUMNS, Selector, per_matrix_counts
+from esa.engine.models.targets import scored_parameters
 
 
 @pytest.fixture(scope="module")

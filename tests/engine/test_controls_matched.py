@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from esa.engine.bitflip import exponent_field
-from esa.engine.controls import random_k, random_matched, super_set
-from esa.engine.select import Selector
-from esa.engine.targets import scored_parameters
+from esa.engine.perturbation.bitflip import exponent_field
+from esa.engine.perturbation.controls import random_k, random_matched, super_set
+from esa.engine.scoring.select import Selector
+from esa.engine.models.targets import scored_parameters
 
 
 @pytest.fixture(scope="module")

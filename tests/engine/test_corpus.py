@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from esa.engine.corpus import SPLITS, build_corpus, check_disjoint, load_split, split_of, stdlib_documents
+from esa.engine.data.corpus import SPLITS, build_corpus, check_disjoint, load_split, split_of, stdlib_documents
 from esa.registry import CORPORA
 
 

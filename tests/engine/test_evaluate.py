@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from esa.engine.corpus import load_split
-from esa.engine.evaluate import evaluate
-from esa.engine.models import load_model
+from esa.engine.data.corpus import load_split
+from esa.engine.evaluation.evaluate import evaluate
+from esa.engine.models.loading import load_model
 
 SETTINGS = dict(context=64, stride=32, max_windows=24, batch_size=5)
 

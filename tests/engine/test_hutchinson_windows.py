@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from esa.engine.hutchinson import window_subset
-from esa.engine.scoring import score_model
+from esa.engine.scoring.hutchinson import window_subset
+from esa.engine.scoring.passes import score_model
 
 
 @pytest.fixture(autouse=True)

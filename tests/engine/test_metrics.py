@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from esa.engine.hutchinson import hutchinson_sums, probe_seed, rademacher
-from esa.engine.metrics import METRICS, get_metric
-from esa.engine.batches import make_batches
-from esa.engine.gradient_pass import bare_fwd_bwd
-from esa.engine.scoring import score_model
+from esa.engine.scoring.hutchinson import hutchinson_sums, probe_seed, rademacher
+from esa.engine.scoring.metrics import METRICS, get_metric
+from esa.engine.data.batches import make_batches
+from esa.engine.scoring.gradient_pass import bare_fwd_bwd
+from esa.engine.scoring.passes import score_model
 
 GRADIENT_METRICS = ["grad_x_weight", "grad_squared", "obd", "act_mag"]
 
@@ -284,10 +284,10 @@ def test_gpu_benchmark_dry_run(capsys):
 
 
 def test_calibration_windows_predict_every_token_once_and_score_a_trained_model(ref_xs, tiny_corpus):
-    from esa.engine.corpus import load_split
-    from esa.engine.models import load_model
-    from esa.engine.batches import calibration_windows
-    from esa.engine.windows import tokenize_docs
+    from esa.engine.data.corpus import load_split
+    from esa.engine.models.loading import load_model
+    from esa.engine.data.batches import calibration_windows
+    from esa.engine.data.windows import tokenize_docs
 
     model, tokenizer = load_model(str(ref_xs))
     docs = load_split(tiny_corpus, "calibration")[:5]

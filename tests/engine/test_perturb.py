@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from esa.engine.controls import borrow_scores, random_k, super_set
-from esa.engine.perturb import (REGISTRY, AdaptiveParams, BitFlipParams, CorrelatedParams, GaussParams,
+from esa.engine.perturbation.controls import borrow_scores, random_k, super_set
+from esa.engine.perturbation.apply import (REGISTRY, AdaptiveParams, BitFlipParams, CorrelatedParams, GaussParams,
                                 GradStepParams, RestoreError, ScaleParams, SignFlipParams, ZeroParams, apply,
                                 checksum, params_from_spec, perturbed, verify_restored)
-from esa.engine.select import Selector
-from esa.engine.targets import scored_parameters
+from esa.engine.scoring.select import Selector
+from esa.engine.models.targets import scored_parameters
 
 IV = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from esa.engine.perturb import CorrelatedParams, apply, perturbed
-from esa.engine.targets import component_of
+from esa.engine.perturbation.apply import CorrelatedParams, apply, perturbed
+from esa.engine.models.targets import component_of
 
 IV = {torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
 

@@ -6,12 +6,12 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from esa.engine.controls import random_k, random_matched, super_set
-from esa.engine.perturb import (AdaptiveParams, BitFlipParams, GaussParams, ScaleParams, SignFlipParams, ZeroParams,
+from esa.engine.perturbation.controls import random_k, random_matched, super_set
+from esa.engine.perturbation.apply import (AdaptiveParams, BitFlipParams, GaussParams, ScaleParams, SignFlipParams, ZeroParams,
                                 apply, perturbed)
-from esa.engine.perturbations import kept_count
-from esa.engine.select import Selector
-from esa.engine.targets import scored_parameters
+from esa.engine.perturbation.registry import kept_count
+from esa.engine.scoring.select import Selector
+from esa.engine.models.targets import scored_parameters
 
 
 def _direct(values, dtype=torch.float32, shape=(4, 8)):

@@ -6,7 +6,7 @@ import math
 import torch
 from safetensors.torch import load_file
 
-from esa.engine.reference import build_reference
+from esa.engine.models.reference import build_reference
 from esa.registry import REFERENCE_MODELS
 
 

@@ -11,16 +11,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from esa.engine.corpus import load_split
-from esa.engine.evaluate import evaluate
-from esa.engine.models import load_model
+from esa.engine.data.corpus import load_split
+from esa.engine.evaluation.evaluate import evaluate
+from esa.engine.models.loading import load_model
+from stage_runner import run_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=120)
+def _run(cwd: Path, program: str, *args: str) -> subprocess.CompletedProcess:
+    """The stage program run as DVC runs it, its loaded modules checked against its derived code deps."""
+    return run_stage(cwd, Path(program).relative_to(ROOT).as_posix(), *args, timeout=120)
 
 
 @pytest.fixture()

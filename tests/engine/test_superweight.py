@@ -7,8 +7,8 @@ import math
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from esa.engine.scoring import score_model
-from esa.engine.superweight import detect_superweights, quantile_abs
+from esa.engine.scoring.passes import score_model
+from esa.engine.scoring.superweight import detect_superweights, quantile_abs
 
 SPIKE_TOKEN, DIM, ROW, COL = 5, 3, 11, 7
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from esa.engine.windows import TokenizedDoc, draw_windows, make_windows, sample_windows, tokenize_docs
+from esa.engine.data.windows import TokenizedDoc, draw_windows, make_windows, sample_windows, tokenize_docs
 
 
 def _docs(lengths: list[int]) -> list[TokenizedDoc]:

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from esa.export import markdown
 from esa.export.cli import export_command
-from esa.export.exhibits import Exhibits, Table, build
+from esa.export.exhibits import Exhibits, Table
+from esa.export.phases import build
 from esa.export.exhibits_phase3 import conditions
 from esa.export.writer import write_exhibits
 from esa.report import tables_phase3 as tables3

@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from esa.export.exhibits import build, criteria_frame
+from esa.export.exhibits import criteria_frame
+from esa.export.phases import build
 from esa.export.figures import PNG_PPI
 from esa.export.writer import write_exhibits
 from esa.report import charts, tables

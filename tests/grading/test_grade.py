@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from esa.analysis.eval_ci import cv_ci, metric_ci
-from esa.report.grade import grade_spec
+from esa.grading.grade import grade_spec
 from esa.spec import load_spec
 
 SPEC = textwrap.dedent("""\

@@ -1,5 +1,5 @@
 """Phase-2 criteria graded on constructed scoring artifacts: every kind passes, fails and is inconclusive on data
-built for the case, through the real analyses (esa.report.analysis_phase2) and the registered evaluators."""
+built for the case, through the real analyses (esa.grading.score_analysis) and the registered evaluators."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import pytest
 import torch
 from scipy import integrate, optimize, special
 
-from esa.engine.score_stats import target_score_stats
-from esa.engine.select import Selector
-from esa.engine.targets import Target
-from esa.report import grade_score  # noqa: F401  (registers the evaluators)
-from esa.report.analysis_phase2 import analyze_phase2
-from esa.report.grading import EVALUATORS, GradeContext
+from esa.engine.scoring.score_stats import target_score_stats
+from esa.engine.scoring.select import Selector
+from esa.engine.models.targets import Target
+from esa.grading import score_criteria  # noqa: F401  (registers the evaluators)
+from esa.grading.score_analysis import analyze_score_runs
+from esa.grading.criteria import EVALUATORS, GradeContext
 from esa.spec import load_spec
 
 @pytest.fixture(autouse=True, scope="module")
@@ -82,7 +82,7 @@ def grade(root: Path, seeds: list[int], criteria: str, data_factor, n_layers: in
     (root / "specs/phase2.yaml").write_text(spec_text(seeds, criteria))
     spec = load_spec(root / "specs/phase2.yaml")
     write_run(root, seeds, data_factor, n_layers, n_matrices)
-    ctx = GradeContext(spec, root, analyze_phase2(spec, root))
+    ctx = GradeContext(spec, root, analyze_score_runs(spec, root))
     return {c.id: EVALUATORS[c.kind](c, ctx) for c in spec.criteria}
 
 
@@ -136,7 +136,7 @@ def test_tail_without_null_columns_is_inconclusive(tmp_path):
         stats = pd.read_parquet(old / "tensor_stats.parquet")
         stats.drop(columns=["null_top1pct_over_median"]).to_parquet(old / "tensor_stats.parquet")
     spec = load_spec(tmp_path / "specs/phase2.yaml")
-    g = EVALUATORS["tail_ratio"](spec.criteria[0], GradeContext(spec, tmp_path, analyze_phase2(spec, tmp_path)))
+    g = EVALUATORS["tail_ratio"](spec.criteria[0], GradeContext(spec, tmp_path, analyze_score_runs(spec, tmp_path)))
     assert g.status == "inconclusive" and "no null statistic" in g.reason
 
 
@@ -153,7 +153,7 @@ def _abs_product_stats() -> tuple[float, float, float]:
 
 def test_analytic_gaussian_product_tail_and_its_null():
     from esa.analysis.tails import tail_excess
-    from esa.engine.score_stats import tensor_score_stats
+    from esa.engine.scoring.score_stats import tensor_score_stats
 
     _, _, analytic = _abs_product_stats()
     assert analytic == pytest.approx(12.4, abs=0.1)  # the old criterion (> 10) passed on pure noise

@@ -1,5 +1,5 @@
 """Phase-3 criteria graded on constructed per-window data: every kind passes, fails and is inconclusive on data
-built for the case, through analyze_phase3 and the registered evaluator; Holm counts identical tests once."""
+built for the case, through analyze_perturb_runs and the registered evaluator; Holm counts identical tests once."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from statsmodels.stats.multitest import multipletests
 
 from esa.analysis.power import wilcoxon_power
 from esa.report import charts_phase3 as c3
-import esa.report.grade_perturb  # noqa: F401  (registers the evaluators)
+import esa.grading.perturb_criteria  # noqa: F401  (registers the evaluators)
 from esa.report import tables_phase3 as t3
 from esa.report import tables_phase3_stats as s3
-from esa.report.analysis_phase3 import analyze_phase3
-from esa.report.grading import EVALUATORS, GradeContext
+from esa.grading.perturb_analysis import analyze_perturb_runs
+from esa.grading.criteria import EVALUATORS, GradeContext
 from esa.report.phase2_results import Phase2Results
 from esa.spec import load_spec
 
@@ -81,7 +81,7 @@ class Project:
             pd.concat(frames, ignore_index=True).to_parquet(out / "conditions.parquet", index=False)
 
     def grade(self, criterion_id: str, n_boot: int = 1000):
-        self.analysis = analyze_phase3(self.spec, self.root, n_boot=n_boot)
+        self.analysis = analyze_perturb_runs(self.spec, self.root, n_boot=n_boot)
         criterion = next(c for c in self.spec.criteria if c.id == criterion_id)
         return EVALUATORS[criterion.kind](criterion, GradeContext(self.spec, self.root, self.analysis))
 

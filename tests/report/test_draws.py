@@ -3,7 +3,7 @@
 import json
 import textwrap
 
-from esa.report.draws import describe, overlap_problem, phase_draws, shortfall_note
+from esa.grading.draws import describe, overlap_problem, phase_draws, shortfall_note
 from esa.report.tables_draws import draws_frame
 from esa.spec import load_spec
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esa.engine.score_stats import HIST_EDGES_LOG10
+from esa.analysis.score_tables import HIST_EDGES_LOG10
 from esa.report import charts, charts_phase2 as c2, tables_phase2 as t2
 from esa.report.render import external_refs
 

@@ -3,10 +3,11 @@ import pandas as pd
 import pytest
 import torch
 
-from esa.engine.score_stats import (HIST_EDGES_LOG10, NULL_KEYS, gini, hill_alpha, layer_component_summary,
-                                    matrix_seed, null_tail_stats, target_score_stats, tensor_score_stats)
-from esa.engine.select import Selector
-from esa.engine.targets import Target, scored_parameters
+from esa.analysis.score_tables import HIST_EDGES_LOG10, layer_component_summary
+from esa.engine.scoring.score_stats import (NULL_KEYS, gini, hill_alpha, matrix_seed, null_tail_stats,
+                                            target_score_stats, tensor_score_stats)
+from esa.engine.scoring.select import Selector
+from esa.engine.models.targets import Target, scored_parameters
 
 
 def test_gini_known_vectors():

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from esa.engine.select import (COLUMNS, Selector, per_matrix_counts, select_in_tensor, take_per_matrix,
+from esa.engine.scoring.select import (COLUMNS, Selector, per_matrix_counts, select_in_tensor, take_per_matrix,
                                topk_in_tensor)
-from esa.engine.targets import scored_parameters
+from esa.engine.models.targets import scored_parameters
 
 
 def _tied_scores(targets, seed, levels=6, nan_frac=0.05, dtype=torch.float64):

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from esa.engine.select import Selector, select_in_tensor
-from esa.engine.targets import scored_parameters
+from esa.engine.scoring.select import Selector, select_in_tensor
+from esa.engine.models.targets import scored_parameters
 
 
 def test_all_zero_scores_select_nothing_for_top_k_but_bottom_k_still_works(tiny_llama):

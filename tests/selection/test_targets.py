@@ -1,6 +1,6 @@
 import torch
 
-from esa.engine.targets import component_of, layer_of, scored_parameters
+from esa.engine.models.targets import component_of, layer_of, scored_parameters
 
 
 def test_llama_components_and_defaults(tiny_llama):

@@ -1,0 +1,99 @@
+"""The compiler: specs → one plan (typed DAG) → literal dvc.yaml + params.yaml, checked before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from esa.compile.emit import dvc_yaml_text, params_yaml_text, read_sources
+from esa.compile.spec_stages import add_spec
+from esa.notebook.lock import lock_path
+from esa.compile.plan import Plan, PlanError
+from esa.compile.references import check_references, referenced_specs
+from esa.spec import Spec, SpecError, SpecErrors, load_spec
+
+__all__ = ["CompileResult", "PlanError", "compile_specs", "resolve_sources"]
+
+
+@dataclass
+class CompileResult:
+    dvc_yaml: str
+    params_yaml: str
+    stages: list[str]
+    sources: dict[str, str]
+
+    def write(self, root: Path) -> None:
+        (root / "dvc.yaml").write_text(self.dvc_yaml)
+        (root / "params.yaml").write_text(self.params_yaml)
+
+    def stale_files(self, root: Path) -> list[str]:
+        stale = []
+        for name, text in (("dvc.yaml", self.dvc_yaml), ("params.yaml", self.params_yaml)):
+            path = root / name
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        return stale
+
+
+def relative_source(path: str | Path, root: Path) -> str:
+    """A spec's path as dvc.yaml records it: relative to the project root."""
+    path = Path(path)
+    absolute = path if path.is_absolute() else (root / path)
+    try:
+        return absolute.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise PlanError(f"{path}: specs must live inside the project ({root})") from None
+
+
+def resolve_sources(specs: list[str], root: Path, fresh: bool = False) -> list[str]:
+    """The specs to compile: those given plus those the current dvc.yaml was compiled from (so phases accumulate)."""
+    given = [relative_source(spec, root) for spec in specs]
+    recorded = [] if fresh else read_sources(root / "dvc.yaml")
+    missing = [path for path in recorded if path not in given and not (root / path).exists()]
+    if missing:
+        raise PlanError(f"dvc.yaml was compiled from {', '.join(missing)}, which no longer exists; "
+                        f"run `esa compile --fresh` with the specs to keep")
+    return sorted(set(given) | set(recorded))
+
+
+def compile_specs(sources: list[str], root: Path) -> CompileResult:
+    """Compile every source spec (paths relative to ``root``) into one plan."""
+    if not sources:
+        raise PlanError("nothing to compile: name a spec, e.g. `esa compile specs/phase1.yaml`")
+    plan = Plan(root=root)
+    specs: dict[str, Spec] = {}
+    errors: list[SpecError] = []
+    pending = list(sources)
+    while pending:  # specs referenced by others (Phase 3 reads Phase 2's scores) are compiled with them
+        source = pending.pop(0)
+        if source in specs:
+            continue
+        try:
+            spec = load_spec(root / source)
+        except SpecErrors as exc:
+            errors.extend(exc.errors)
+            specs[source] = None
+            continue
+        spec._source = source  # stage commands name the spec relative to the project root
+        specs[source] = spec
+        pending.extend(ref for ref in referenced_specs(spec) if ref not in specs)
+    if errors:
+        raise SpecErrors(errors)
+    phases: dict[int, str] = {}
+    for source, spec in sorted(specs.items(), key=lambda item: item[1].phase):
+        if spec.phase in phases:
+            raise PlanError(f"{source}: phase {spec.phase} is already compiled from {phases[spec.phase]}")
+        phases[spec.phase] = source
+    cross = [error for spec in specs.values() for error in check_references(spec, specs)]
+    if cross:
+        raise SpecErrors(cross)
+    for spec in sorted(specs.values(), key=lambda s: s.phase):
+        add_spec(plan, spec, specs, locked=(root / lock_path(spec.source)).exists())
+    digests = {source: spec.sha256 for source, spec in specs.items()}
+    nodes = plan.ordered(root)
+    return CompileResult(
+        dvc_yaml=dvc_yaml_text(nodes, digests),
+        params_yaml=params_yaml_text(plan.params, digests),
+        stages=[node.name for node in nodes],
+        sources=digests,
+    )

@@ -1,0 +1,63 @@
+"""The typed configs of shared stages: a corpus, a reference model, an evaluation protocol.
+
+Apart from the tables that instantiate them (esa.registry) so that adding a model or protocol there does not
+change the code a corpus or training stage depends on (DVC params carry the values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """A corpus built from text every Python install carries, split by document."""
+
+    name: str
+    # Documents are assigned to splits by a hash of their path: fractions of documents per split.
+    calibration_fraction: float = 0.1
+    evaluation_fraction: float = 0.1
+    # Byte caps keep corpus building and training fast on two cores; 0 = no cap.
+    max_train_bytes: int = 0
+    max_calibration_bytes: int = 0
+    max_evaluation_bytes: int = 0
+
+    def params(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReferenceModel:
+    """A small Llama-architecture causal LM trained deterministically on CPU from a corpus."""
+
+    name: str
+    corpus: str
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    max_position_embeddings: int
+    train_steps: int
+    batch_size: int
+    seq_len: int
+    learning_rate: float
+    seed: int = 0
+    description: str = ""
+
+    def params(self) -> dict:
+        data = asdict(self)
+        data.pop("description")
+        return data
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """An evaluation budget: window length, stride, and how many windows each seed samples."""
+
+    name: str
+    context: int
+    stride: int
+    max_windows: int
+    batch_size: int
+    description: str = ""

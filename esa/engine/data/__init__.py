@@ -1,0 +1,1 @@
+"""Data: the stdlib corpus, the tokenizer, evaluation/calibration windows and microbatches."""

@@ -1,0 +1,1 @@
+"""Evaluation: per-window NLL, perplexity and accuracy of a model on windows."""

@@ -1,0 +1,1 @@
+"""Models: loading (local folder or hub id), the embedded reference models, weight targets."""

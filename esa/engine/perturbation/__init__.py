@@ -1,0 +1,1 @@
+"""Perturbation: the registry of in-place perturbations, controls, bit flips, restores."""

@@ -1,0 +1,1 @@
+"""Scoring: sensitivity metrics, the passes computing them, top-k selection, ablation checks."""

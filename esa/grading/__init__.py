@@ -1,0 +1,1 @@
+"""Grading: the criterion registry, one module per criterion family, the analyses they read, evidence."""
