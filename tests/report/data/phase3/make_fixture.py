@@ -78,7 +78,11 @@ def build(project: Path) -> None:
             pd.concat(frames, ignore_index=True).to_parquet(out / "conditions.parquet", index=False)
 
 
-def main() -> None:
+GRADED = ("analysis.json", "conditions.parquet", "grades.json")
+
+
+def regenerate(into: Path = HERE / "results/phase3") -> dict:
+    """Grade the fixture in a scratch project and copy its graded outputs into ``into``; return the grades."""
     from esa.report.grade import grade_spec
     from esa.spec import load_spec
 
@@ -91,8 +95,14 @@ def main() -> None:
             grades, _ = grade_spec(load_spec("specs/phase3.yaml"), Path("."))
         finally:
             os.chdir(cwd)
-        for name in ("analysis.json", "conditions.parquet", "grades.json"):
-            shutil.copy(project / "results/phase3" / name, HERE / "results/phase3" / name)
+        into.mkdir(parents=True, exist_ok=True)
+        for name in GRADED:
+            shutil.copy(project / "results/phase3" / name, into / name)
+    return grades
+
+
+def main() -> None:
+    grades = regenerate()
     for cid, c in grades["criteria"].items():
         print(f"{cid:6} {c['status']:12} {c['reason'][:110]}")
 
