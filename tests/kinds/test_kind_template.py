@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader_outcomes import CRITERIA_BY_RUN_KIND, criterion_kinds
+import pytest
+from grader_outcomes import CRITERIA_BY_RUN_KIND, check_outcomes, criterion_kinds
 
 from esa.compile.phase_runs import RUN_BUILDERS
 from esa.report.grading import EVALUATORS
@@ -28,3 +29,22 @@ def test_every_criterion_kind_is_graded_for_exactly_one_run_kind():
     listed = [kind for kinds in CRITERIA_BY_RUN_KIND.values() for kind in kinds]
     assert len(listed) == len(set(listed))
     assert set(listed) == criterion_kinds() == set(EVALUATORS)
+
+
+class Recorded:
+    def __init__(self, statuses):
+        self._statuses = statuses
+
+    def statuses(self):
+        return self._statuses
+
+
+def test_outcome_check_fails_when_an_outcome_is_missing():
+    check_outcomes(Recorded({"ratio": ["fail", "inconclusive", "pass"]}), "ratio")
+    for seen in ({"ratio": ["fail", "pass"]}, {}):
+        with pytest.raises(AssertionError, match="add constructed cases"):
+            check_outcomes(Recorded(seen), "ratio")
+
+
+def test_the_recorder_saw_every_registered_criterion_kind(grading_record):
+    assert set(grading_record.statuses()) == set(EVALUATORS)
