@@ -5,6 +5,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,3 +26,27 @@ def write_spec(tmp_path):
         return path
 
     return write
+
+
+# The tiny corpus and the ref-xs model, built once per test session and shared by every folder that needs them
+# (tests/engine, tests/kinds).
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    from esa.engine.data.corpus import build_corpus
+    from esa.registry import CORPORA
+
+    out = tmp_path_factory.mktemp("corpus") / "stdlib-tiny"
+    build_corpus(CORPORA["stdlib-tiny"], out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ref_xs(tiny_corpus, tmp_path_factory) -> Path:
+    from esa.engine.models.reference import build_reference
+    from esa.registry import REFERENCE_MODELS
+
+    out = tmp_path_factory.mktemp("models") / "ref-xs"
+    build_reference(REFERENCE_MODELS["ref-xs"], tiny_corpus, out)
+    return out

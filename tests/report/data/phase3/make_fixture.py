@@ -78,21 +78,31 @@ def build(project: Path) -> None:
             pd.concat(frames, ignore_index=True).to_parquet(out / "conditions.parquet", index=False)
 
 
-def main() -> None:
-    from esa.report.grade import grade_spec
+GRADED = ("analysis.json", "conditions.parquet", "grades.json")
+
+
+def regenerate(into: Path = HERE / "results/phase3") -> dict:
+    """Grade the fixture in a scratch project and copy its graded outputs into ``into``; return the grades."""
+    from esa.grading.grade import grade_spec
     from esa.spec import load_spec
 
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
         build(project)
         cwd = os.getcwd()
-        os.chdir(project)  # the spec's recorded path is relative, as `esa grade specs/phase3.yaml` writes it
+        os.chdir(project)  # the spec's recorded path is relative, as `python stages/grade.py specs/phase3.yaml` writes it
         try:
             grades, _ = grade_spec(load_spec("specs/phase3.yaml"), Path("."))
         finally:
             os.chdir(cwd)
-        for name in ("analysis.json", "conditions.parquet", "grades.json"):
-            shutil.copy(project / "results/phase3" / name, HERE / "results/phase3" / name)
+        into.mkdir(parents=True, exist_ok=True)
+        for name in GRADED:
+            shutil.copy(project / "results/phase3" / name, into / name)
+    return grades
+
+
+def main() -> None:
+    grades = regenerate()
     for cid, c in grades["criteria"].items():
         print(f"{cid:6} {c['status']:12} {c['reason'][:110]}")
 

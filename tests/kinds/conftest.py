@@ -1,0 +1,129 @@
+"""One tiny project shared by the run-kind tests: specs using every run kind, compiled with the real compiler,
+and the compiled stage commands run (once each, on demand) on the session's ref-xs model and stdlib-tiny corpus.
+
+Driving the stages through the commands and params.yaml that `esa compile` emits tests the compile rule and the
+stage program together: a params key the stage needs but the compiler forgets fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from stage_runner import run_stage
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false",
+       "PYTHONHASHSEED": "0", "PYTHONPATH": str(REPO)}
+
+HEAD = "title: kinds\nhypotheses: [{id: H1, statement: s}]\ndefaults: {model: ref-xs, data: stdlib-tiny}\n"
+SPECS = {
+    "specs/phase1.yaml": HEAD + textwrap.dedent("""\
+        phase: 1
+        runs:
+          - {id: ev, kind: eval, protocol: smoke, max_windows: 6, seeds: [7, 8]}
+        criteria:
+          - {id: fin, hypothesis: H1, kind: finite}
+        """),
+    "specs/phase2.yaml": HEAD + textwrap.dedent("""\
+        phase: 2
+        runs:
+          - {id: sc, kind: score, metrics: [grad_x_weight, magnitude], topk: 8, max_windows: 4, context: 64,
+             seeds: [1, 2]}
+          - {id: abl, kind: ablation_check, scores: sc, top: 3, n_random: 5, eval_windows: 3, context: 64,
+             batch_size: 4, seeds: [1]}
+        criteria:
+          - {id: stab, hypothesis: H1, kind: jaccard_stability, run: sc, metric: grad_x_weight}
+          - {id: abl, hypothesis: H1, kind: ablation_spearman, run: abl, metric: grad_x_weight}
+        """),
+    # scale at level 1 is the identity and at level -1 a sign flip: one run checks restore and real damage.
+    "specs/phase3.yaml": HEAD + textwrap.dedent("""\
+        phase: 3
+        runs:
+          - {id: flip, kind: perturb, perturbation: scale, levels: [-1.0, 1.0], protocol: smoke, seeds: [1, 2],
+             scores: {spec: specs/phase2.yaml, run: sc, k: 5}, controls: [random_k, bottom_k]}
+        criteria:
+          - {id: ratio, hypothesis: H1, kind: ratio, run: flip, level: -1.0}
+        """),
+}
+
+
+class KindsProject:
+    """The compiled tiny project; ``run(stage)`` executes a compiled stage command once and returns its --out."""
+
+    def __init__(self, root: Path):
+        from esa.compile.compiler import compile_specs
+
+        self.root = root
+        self.compiled = compile_specs(list(SPECS), root)
+        self.compiled.write(root)
+        self.stages: dict = yaml.safe_load(self.compiled.dvc_yaml)["stages"]
+        self.params: dict = yaml.safe_load(self.compiled.params_yaml)
+        self._done: dict[str, Path] = {}
+
+    def run(self, stage: str) -> Path:
+        if stage not in self._done:
+            for dep in self.stages[stage].get("deps", []):  # upstream results first (corpus/model are linked)
+                producer = self.producer(dep)
+                if producer and producer != stage and not producer.startswith(("corpus.", "reference.")):
+                    self.run(producer)
+            argv = shlex.split(self.stages[stage]["cmd"])
+            assert argv[0] == "python"
+            proc = run_stage(self.root, argv[1], *argv[2:], timeout=300)  # also checks its derived code deps
+            assert proc.returncode == 0, f"{stage}: {proc.stderr[-3000:]}"
+            self._done[stage] = self.root / argv[argv.index("--out") + 1]
+        return self._done[stage]
+
+    def producer(self, dep: str) -> str | None:
+        for name, stage in self.stages.items():
+            for out in [*stage.get("outs", []), *stage.get("metrics", [])]:
+                if dep == out or dep.startswith(out.rstrip("/") + "/"):
+                    return name
+        return None
+
+
+@pytest.fixture(scope="session")
+def kinds_project(tmp_path_factory, tiny_corpus, ref_xs) -> KindsProject:
+    root = tmp_path_factory.mktemp("kinds")
+    for name in ("esa", "stages"):  # the code files stages depend on, as in a checkout
+        (root / name).symlink_to(REPO / name)
+    (root / "data").mkdir()
+    (root / "data/stdlib-tiny").symlink_to(tiny_corpus)
+    (root / "models").mkdir()
+    (root / "models/ref-xs").symlink_to(ref_xs)
+    for path, text in SPECS.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    return KindsProject(root)
+
+
+class GradingRecord:
+    """tests/grading run once in a subprocess under grading_recorder; started early so it overlaps the stages."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        env = {**ENV, "ESA_GRADING_RECORD": str(path), "PYTHONPATH": f"{REPO}{os.pathsep}{Path(__file__).parent}"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "grading_recorder", "-p",
+                                      "no:cacheprovider", "tests/grading"], cwd=REPO, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def statuses(self) -> dict[str, list[str]]:
+        out, _ = self.proc.communicate(timeout=600)
+        assert self.path.exists(), out[-3000:]
+        return json.loads(self.path.read_text())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def grading_record(tmp_path_factory):
+    record = GradingRecord(tmp_path_factory.mktemp("grading") / "statuses.json")
+    yield record
+    if record.proc.poll() is None:
+        record.proc.kill()
+        record.proc.wait()
