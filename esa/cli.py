@@ -114,7 +114,7 @@ def log_command(phase: str | None, commits: int) -> None:
     if note:
         click.echo(f"note: {note}", err=True)
     if not entries:
-        raise EsaUsageError("no graded runs yet: run `dvc repro` (it ends with `esa grade`), then `esa log` again")
+        raise EsaUsageError("no graded runs yet: run `dvc repro` (it ends with each phase's grade stage), then `esa log` again")
     click.echo(f"# Research log ({len(entries)} runs, newest first)\n")
     click.echo("\n\n".join(entry_markdown(entry) for entry in entries))
 
