@@ -17,6 +17,7 @@ import esa.grading.perturb_criteria  # noqa: F401  (registers the evaluators)
 from esa.report import tables_phase3 as t3
 from esa.report import tables_phase3_stats as s3
 from esa.grading.perturb_analysis import analyze_perturb_runs
+from esa.stageio import write_json
 from esa.grading.criteria import EVALUATORS, GradeContext
 from esa.report.phase2_results import Phase2Results
 from esa.spec import load_spec
@@ -82,6 +83,7 @@ class Project:
 
     def grade(self, criterion_id: str, n_boot: int = 1000):
         self.analysis = analyze_perturb_runs(self.spec, self.root, n_boot=n_boot)
+        write_json(self.root / f"results/{self.spec.name}/analysis.json", self.analysis)  # as the grade stage does
         criterion = next(c for c in self.spec.criteria if c.id == criterion_id)
         return EVALUATORS[criterion.kind](criterion, GradeContext(self.spec, self.root, self.analysis))
 

@@ -10,12 +10,13 @@ sampling.json, ...) come from a real scoring run of the tiny model and are never
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # regrade.py, shared by the fixtures
+from regrade import print_statuses, regrade  # noqa: E402
 PHASE = "phase2"
 GRADED = ("analysis.json", "stability_vs_k.parquet", "grades.json")
 
@@ -29,28 +30,11 @@ def build(project: Path) -> None:
 
 def regenerate(into: Path = HERE / "results" / PHASE) -> dict:
     """Grade the fixture in a scratch project and copy its graded outputs into ``into``; return the grades."""
-    from esa.grading.grade import grade_spec
-    from esa.spec import load_spec
-
-    with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp)
-        build(project)
-        cwd = os.getcwd()
-        os.chdir(project)  # the spec's recorded path is relative, as `python stages/grade.py specs/phase2.yaml` writes it
-        try:
-            grades, _ = grade_spec(load_spec(f"specs/{PHASE}.yaml"), Path("."))
-        finally:
-            os.chdir(cwd)
-        into.mkdir(parents=True, exist_ok=True)
-        for name in GRADED:
-            shutil.copy(project / "results" / PHASE / name, into / name)
-    return grades
+    return regrade("phase2", build, GRADED, into)
 
 
 def main() -> None:
-    grades = regenerate()
-    for cid, c in grades["criteria"].items():
-        print(f"{cid:6} {c['status']:12} {c['reason'][:110]}")
+    print_statuses(regenerate())
 
 
 if __name__ == "__main__":

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import tempfile
+import sys
 import zlib
 from pathlib import Path
 
@@ -23,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # regrade.py, shared by the fixtures
+from regrade import print_statuses, regrade  # noqa: E402
 N_DOCS, PER_DOC, TOKENS = 16, 4, 127
 
 
@@ -83,28 +84,11 @@ GRADED = ("analysis.json", "conditions.parquet", "grades.json")
 
 def regenerate(into: Path = HERE / "results/phase3") -> dict:
     """Grade the fixture in a scratch project and copy its graded outputs into ``into``; return the grades."""
-    from esa.grading.grade import grade_spec
-    from esa.spec import load_spec
-
-    with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp)
-        build(project)
-        cwd = os.getcwd()
-        os.chdir(project)  # the spec's recorded path is relative, as `python stages/grade.py specs/phase3.yaml` writes it
-        try:
-            grades, _ = grade_spec(load_spec("specs/phase3.yaml"), Path("."))
-        finally:
-            os.chdir(cwd)
-        into.mkdir(parents=True, exist_ok=True)
-        for name in GRADED:
-            shutil.copy(project / "results/phase3" / name, into / name)
-    return grades
+    return regrade("phase3", build, GRADED, into)
 
 
 def main() -> None:
-    grades = regenerate()
-    for cid, c in grades["criteria"].items():
-        print(f"{cid:6} {c['status']:12} {c['reason'][:110]}")
+    print_statuses(regenerate())
 
 
 if __name__ == "__main__":
