@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
 
 import click
 
-from esa.cli_errors import USAGE_ERROR, EsaUsageError, one_line_errors  # noqa: F401
+from esa.cli_errors import EsaUsageError, one_line_errors
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="esa")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from esa.compile.code_deps import code_deps
-from esa.compile.plan import Plan, PlanError, StageNode
+from esa.compile.plan import Plan, StageNode
 from esa.compile.shared import add_corpus, add_model, results_dir
-from esa.spec import Spec
 from esa.grading import score_criteria
 from esa.kinds.base import RunKind
+from esa.spec import Spec
 from esa.spec.runs import AblationRun
+
 
 
 def build_ablation(plan: Plan, spec: Spec, run: AblationRun, specs: dict[str, Spec]) -> list[str]:

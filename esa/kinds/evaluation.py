@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from esa.compile.code_deps import code_deps
-from esa.compile.plan import Plan, PlanError, StageNode
+from esa.compile.plan import Plan, StageNode
 from esa.compile.shared import add_corpus, add_model, results_dir
-from esa.spec import Spec
 from esa.grading import eval_criteria
 from esa.grading.evidence import load_eval_evidence, summarize
 from esa.kinds.base import RunKind
+from esa.spec import Spec
 from esa.spec.runs import EvalRun
 from esa.stageio import write_json
-from pathlib import Path
+
 
 
 def build_eval(plan: Plan, spec: Spec, run: EvalRun, specs: dict[str, Spec]) -> list[str]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from esa.compile.code_deps import code_deps
 from esa.compile.plan import Plan, PlanError, StageNode
 from esa.compile.shared import add_corpus, add_model, results_dir
-from esa.spec import Spec
 from esa.grading import perturb_criteria
 from esa.grading.perturb_analysis import analyze_perturb_runs
 from esa.kinds.base import RunKind
+from esa.spec import Spec
 from esa.spec.runs import PerturbRun, ScoreRun
 from esa.spec.sweeps import slug
+
 
 
 def add_baseline(plan: Plan, run: PerturbRun) -> str:

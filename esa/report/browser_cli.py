@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
+from esa.cli_errors import USAGE_ERROR  # bad input or a missing tool: one line on stderr
 from esa.report.browser import SiteCheckError, check_site
-
-USAGE_ERROR = 2  # as in esa.cli: bad input or missing tool, one line on stderr
 
 
 def _parse_min_charts(values: tuple[str, ...]) -> dict[str, int]:

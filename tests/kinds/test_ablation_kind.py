@@ -94,7 +94,7 @@ def test_compile_reads_the_same_seeds_saved_scores(kinds_project):
     stages = kinds_project.stages
     assert [n for n in stages if n.startswith("ablation.")] == [STAGE]
     stage, scores = stages[STAGE], "results/phase2/sc/seed1"
-    assert f"--scores {scores} " in stage["cmd"] and f"--seed 1 " in stage["cmd"]
+    assert f"--scores {scores} " in stage["cmd"] and "--seed 1 " in stage["cmd"]
     assert {f"{scores}/scores", f"{scores}/topk.parquet"} <= set(stage["deps"])
     params = kinds_project.params["phase2"]["abl"]
     assert params["metrics"] == ["grad_x_weight", "magnitude"] and params["rank_by"] == "grad_x_weight"
