@@ -91,19 +91,25 @@ def grade_hierarchy(criterion: Hierarchy, ctx: GradeContext) -> Grade:
     steps = _steps({r["target"] for r in result["rows"] if r["level"] == level})
     if not steps:
         return Grade(None, "inconclusive", "needs the super set and at least one control", evidence)
+    alpha = ctx.analysis.get("holm", {}).get("alpha", 0.05)
     held, reversed_, unclear = [], [], []
     for a, b in steps:
-        diffs = [t["diff"] for t in _tests(result, level, a, b)]
+        tests = _tests(result, level, a, b)
+        diffs = [t["diff"] for t in tests]
         if not diffs:
             return Grade(None, "inconclusive", f"no {a} vs {b} comparison at level {level}", evidence)
         text = (f"{a} − {b} ΔPPL {statistics.median(d['diff'] for d in diffs):.3g} "
                 f"[{min(d['ci_low'] for d in diffs):.3g}, {max(d['ci_high'] for d in diffs):.3g}]")
-        if any(d["ci_high"] < 0 for d in diffs):  # NaN compares false: both sides diverged is never a reversal
-            reversed_.append(text)
+        # A reversal must survive the phase's multiplicity control: with several seeds and steps, one 95% CI
+        # below 0 is expected by chance now and then. NaN compares false: both sides diverged never reverses.
+        below = [t for t in tests if t["diff"]["ci_high"] < 0]
+        if any((t.get("wilcoxon_p_less_holm") or 1.0) < alpha for t in below):
+            reversed_.append(text + " (Holm-significant in the reverse direction)")
         elif all(d["ci_low"] > 0 for d in diffs):
             held.append(text)
         else:
-            unclear.append(text)
+            unclear.append(text + (f" ({len(below)} of {len(tests)} seeds' CIs below 0, not significant after "
+                                   f"Holm at α = {alpha:g})" if below else ""))
     how = f"per seed a cluster-bootstrap CI of each step ({_units(result)}); "
     if reversed_:
         return _point(0.0, criterion, evidence, how + "reversed: " + "; ".join(reversed_))

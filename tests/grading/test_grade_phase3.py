@@ -143,6 +143,22 @@ def test_hierarchy_passes_fails_and_is_inconclusive_at_noise_level(tmp_path):
     assert grade.status == "inconclusive" and "indistinguishable at noise level" in grade.reason, grade.reason
 
 
+def test_hierarchy_reversal_must_survive_holm(tmp_path):
+    """One seed's 95% CI below 0 among several seeds and steps is what chance gives now and then: a reversal fails
+    the hierarchy only when its Holm-corrected reverse-direction p clears α (built by hand around one analysis)."""
+    grade, project = one_run(tmp_path, "kind: hierarchy", chain(0.3, 0.05, 0.01))
+    criterion = project.spec.criteria[0]
+    tests = [t for t in project.analysis["runs"]["a"]["tests"] if (t["a"], t["b"]) == ("random_k", "bottom_k")]
+    flipped = tests[0]
+    flipped["diff"].update(diff=-0.004, ci_low=-0.007, ci_high=-0.001)  # this seed: reversed at 95% ...
+    flipped["wilcoxon_p_less_holm"] = 0.2                              # ... but not after Holm
+    grade = EVALUATORS["hierarchy"](criterion, GradeContext(project.spec, project.root, project.analysis))
+    assert grade.status == "inconclusive" and "not significant after Holm" in grade.reason, grade.reason
+    flipped["wilcoxon_p_less_holm"] = 0.001
+    grade = EVALUATORS["hierarchy"](criterion, GradeContext(project.spec, project.root, project.analysis))
+    assert grade.status == "fail" and "Holm-significant in the reverse direction" in grade.reason, grade.reason
+
+
 def test_hierarchy_compares_random_matched_with_super(tmp_path):
     run = "{id: a, kind: perturb, perturbation: bit_flip, bit: 26, controls: [random_k, random_matched, bottom_k]}"
     effects = {**chain(0.3, 0.05, 0.01), (1.0, "random_matched"): 0.6}  # magnitude-matched control hurts more
