@@ -53,6 +53,8 @@ def test_f32_gguf_converts_to_the_source_model(source, ref_xs, tmp_path):
     assert provenance["n_params"] == sum(p.numel() for p in model.parameters())
     assert provenance["gguf_sha256"] == sha256_file(path) and provenance["gguf_bytes"] == path.stat().st_size
     assert (provenance["architecture"], provenance["model_class"]) == ("llama", "LlamaForCausalLM")
+    saved = json.loads((tmp_path / "out/config.json").read_text())
+    assert "quantization_config" not in saved and saved["dtype"] == "float32"  # a plain checkpoint, not a GGUF one
 
 
 def test_grouped_query_attention_rows_are_unpermuted(source, ref_xs, tmp_path):
