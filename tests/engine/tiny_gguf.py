@@ -40,7 +40,7 @@ def gguf_tensors(model) -> dict[str, np.ndarray]:
 
 
 def write_gguf(model, tokenizer_json: Path, path: Path, quantization: str = "F32") -> Path:
-    """Write ``model`` as ``path``: F32 throughout, or Q4_1 for 2-D weights (norms stay F32, as llama.cpp keeps them)."""
+    """Write ``model`` as ``path``: F32 throughout, or Q4_1 for 2-D weights (norms stay F32, as llama.cpp does)."""
     import gguf
 
     config = model.config
