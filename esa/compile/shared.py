@@ -1,10 +1,10 @@
-"""Nodes shared by every phase: corpus building and reference-model training (emitted once)."""
+"""Nodes shared by every phase: corpus building, reference-model training, packaged-model conversion (emitted once)."""
 
 from __future__ import annotations
 
 from esa.compile.code_deps import code_deps
 from esa.compile.plan import Plan, StageNode
-from esa.registry import CORPORA, REFERENCE_MODELS
+from esa.registry import CORPORA, PACKAGED_MODELS, REFERENCE_MODELS
 
 
 def corpus_dir(name: str) -> str:
@@ -30,8 +30,27 @@ def add_corpus(plan: Plan, name: str) -> str:
     return out
 
 
+def add_packaged(plan: Plan, model: str) -> str:
+    out = reference_dir(model)
+    plan.add(
+        StageNode(
+            name=f"packaged.{model}",
+            cmd=f"python stages/packaged.py --key packaged_models.{model} --out {out}",
+            deps=code_deps("stages/packaged.py", root=plan.root),
+            params=(f"packaged_models.{model}",),
+            outs=(out,),
+        ),
+        {f"packaged_models.{model}": PACKAGED_MODELS[model].params()},
+    )
+    return out
+
+
 def add_model(plan: Plan, model: str) -> tuple[str, tuple[str, ...]]:
-    """Return (location the stage loads from, deps). Reference models get a training stage; hub ids need none."""
+    """Return (location the stage loads from, deps). Reference models get a training stage, packaged models a
+    conversion stage; hub ids and paths need none."""
+    if model in PACKAGED_MODELS:
+        out = add_packaged(plan, model)
+        return out, (out,)
     reference = REFERENCE_MODELS.get(model)
     if reference is None:
         return model, ()

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from esa.names import MODES
-from esa.registry import CORPORA, PROTOCOLS, REFERENCE_MODELS
+from esa.registry import CORPORA, PACKAGED_MODELS, PROTOCOLS, REFERENCE_MODELS
 from esa.spec.names import Control, MetricName, Mode, Perturbation
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=64)]
@@ -16,14 +16,15 @@ Device = Literal["cpu", "cuda", "auto"]
 
 
 def check_model_name(value: str) -> str:
-    """A reference-model name, a hub id (``org/name``) or a local path."""
-    if value in REFERENCE_MODELS:
+    """A reference- or packaged-model name, a hub id (``org/name``) or a local path."""
+    if value in REFERENCE_MODELS or value in PACKAGED_MODELS:
         return value
     if value.startswith(("/", "./", "../", "~")) or value.count("/") == 1 and "/" in value[1:-1]:
         return value
     known = ", ".join(sorted(REFERENCE_MODELS))
-    raise ValueError(f"unknown model '{value}': use a reference model ({known}), a hub id like "
-                     f"'EleutherAI/pythia-1.4b', or a path starting with ./ or /")
+    packaged = ", ".join(sorted(PACKAGED_MODELS))
+    raise ValueError(f"unknown model '{value}': use a reference model ({known}), a packaged model ({packaged}), "
+                     f"a hub id like 'EleutherAI/pythia-1.4b', or a path starting with ./ or /")
 
 
 def check_protocol(value: str) -> str:
@@ -37,7 +38,7 @@ class _RunBase(BaseModel):
 
     id: Ident
     description: str = ""
-    model: str = Field("ref-s", description="reference model name, hub id (org/name) or local path")
+    model: str = Field("ref-s", description="reference or packaged model name, hub id (org/name) or local path")
     data: str = Field("stdlib", description="corpus name")
     seeds: list[int] = Field([1337, 123, 999], min_length=1)
     dtype: DType = "float32"

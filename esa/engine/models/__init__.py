@@ -1,1 +1,1 @@
-"""Models: loading (local folder or hub id), the embedded reference models, weight targets."""
+"""Models: loading (local folder or hub id), the embedded reference models, packaged GGUF models, weight targets."""
