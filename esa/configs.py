@@ -9,6 +9,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 
+def stage_params(config) -> dict:
+    """A config as the params of the stage it drives: a description documents, it changes nothing computed."""
+    data = asdict(config)
+    data.pop("description", None)
+    return data
+
+
 @dataclass(frozen=True)
 class CorpusConfig:
     """A corpus built from text every Python install carries, split by document."""
@@ -23,7 +30,7 @@ class CorpusConfig:
     max_evaluation_bytes: int = 0
 
     def params(self) -> dict:
-        return asdict(self)
+        return stage_params(self)
 
 
 @dataclass(frozen=True)
@@ -46,9 +53,7 @@ class ReferenceModel:
     description: str = ""
 
     def params(self) -> dict:
-        data = asdict(self)
-        data.pop("description")
-        return data
+        return stage_params(self)
 
 
 @dataclass(frozen=True)
@@ -66,9 +71,7 @@ class PackagedModel:
     description: str = ""
 
     def params(self) -> dict:
-        data = asdict(self)
-        data.pop("description")
-        return data
+        return stage_params(self)
 
 
 @dataclass(frozen=True)

@@ -15,57 +15,41 @@ def reference_dir(name: str) -> str:
     return f"models/{name}"
 
 
+def _add_shared(plan: Plan, stage: str, section: str, name: str, config, out: str,
+                inputs: tuple[tuple[str, str], ...] = ()) -> str:
+    """One stage building a shared artifact (a corpus, a trained or converted model) from its params key and input
+    folders (flag, path); added once however many runs use it."""
+    key = f"{section}.{name}"
+    flags = "".join(f" --{flag} {path}" for flag, path in inputs)
+    plan.add(
+        StageNode(
+            name=f"{stage}.{name}",
+            cmd=f"python stages/{stage}.py --key {key}{flags} --out {out}",
+            deps=(*code_deps(f"stages/{stage}.py", root=plan.root), *(path for _, path in inputs)),
+            params=(key,),
+            outs=(out,),
+        ),
+        {key: config.params()},
+    )
+    return out
+
+
 def add_corpus(plan: Plan, name: str) -> str:
-    out = corpus_dir(name)
-    plan.add(
-        StageNode(
-            name=f"corpus.{name}",
-            cmd=f"python stages/corpus.py --key corpora.{name} --out {out}",
-            deps=code_deps("stages/corpus.py", root=plan.root),
-            params=(f"corpora.{name}",),
-            outs=(out,),
-        ),
-        {f"corpora.{name}": CORPORA[name].params()},
-    )
-    return out
-
-
-def add_packaged(plan: Plan, model: str) -> str:
-    out = reference_dir(model)
-    plan.add(
-        StageNode(
-            name=f"packaged.{model}",
-            cmd=f"python stages/packaged.py --key packaged_models.{model} --out {out}",
-            deps=code_deps("stages/packaged.py", root=plan.root),
-            params=(f"packaged_models.{model}",),
-            outs=(out,),
-        ),
-        {f"packaged_models.{model}": PACKAGED_MODELS[model].params()},
-    )
-    return out
+    return _add_shared(plan, "corpus", "corpora", name, CORPORA[name], corpus_dir(name))
 
 
 def add_model(plan: Plan, model: str) -> tuple[str, tuple[str, ...]]:
     """Return (location the stage loads from, deps). Reference models get a training stage, packaged models a
     conversion stage; hub ids and paths need none."""
     if model in PACKAGED_MODELS:
-        out = add_packaged(plan, model)
-        return out, (out,)
-    reference = REFERENCE_MODELS.get(model)
-    if reference is None:
+        out = _add_shared(plan, "packaged", "packaged_models", model, PACKAGED_MODELS[model], reference_dir(model))
+    elif model in REFERENCE_MODELS:
+        reference = REFERENCE_MODELS[model]
+        corpus = add_corpus(plan, reference.corpus)
+        out = _add_shared(plan, "reference", "reference_models", model, reference, reference_dir(model),
+                          inputs=(("corpus", corpus),))
+    else:
         return model, ()
-    corpus = add_corpus(plan, reference.corpus)
-    out = reference_dir(model)
-    plan.add(
-        StageNode(
-            name=f"reference.{model}",
-            cmd=f"python stages/reference.py --key reference_models.{model} --corpus {corpus} --out {out}",
-            deps=(*code_deps("stages/reference.py", root=plan.root), corpus),
-            params=(f"reference_models.{model}",),
-            outs=(out,),
-        ),
-        {f"reference_models.{model}": reference.params()},
-    )
     return out, (out,)
 
 
