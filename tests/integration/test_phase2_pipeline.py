@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from system_tools import needs_git
 
 
 
@@ -21,7 +22,7 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, needs_git]
 
 SPEC = textwrap.dedent("""\
     phase: 2

@@ -9,8 +9,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from system_tools import needs_git
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, needs_git]
 
 SPEC = textwrap.dedent("""\
     # yaml-language-server: $schema=schema.json
