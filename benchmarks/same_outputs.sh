@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Do two revisions compute the same results? Runs the tiny three-phase project (the specs of tests/kinds: eval;
-# score + ablation_check; perturb on ref-xs) with each revision's code through esa compile, dvc repro and
+# score + ablation_check; perturb on ref-tiny) with each revision's code through esa compile, dvc repro and
 # esa report, then lists the files under results/ and reports/_site/ whose sha256 differ. A refactor should leave
 # only manifests, timestamps and timings different.
 #

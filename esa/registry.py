@@ -31,8 +31,8 @@ CORPORA: dict[str, CorpusConfig] = {
 }
 
 REFERENCE_MODELS: dict[str, ReferenceModel] = {
-    "ref-xs": ReferenceModel(
-        name="ref-xs",
+    "ref-tiny": ReferenceModel(
+        name="ref-tiny",
         corpus="stdlib-tiny",
         vocab_size=512,
         hidden_size=32,

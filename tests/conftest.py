@@ -28,7 +28,7 @@ def write_spec(tmp_path):
     return write
 
 
-# The tiny corpus and the ref-xs model, built once per test session and shared by every folder that needs them
+# The tiny corpus and the ref-tiny model, built once per test session and shared by every folder that needs them
 # (tests/engine, tests/kinds).
 
 
@@ -47,6 +47,6 @@ def ref_xs(tiny_corpus, tmp_path_factory) -> Path:
     from esa.engine.models.reference import build_reference
     from esa.registry import REFERENCE_MODELS
 
-    out = tmp_path_factory.mktemp("models") / "ref-xs"
-    build_reference(REFERENCE_MODELS["ref-xs"], tiny_corpus, out)
+    out = tmp_path_factory.mktemp("models") / "ref-tiny"
+    build_reference(REFERENCE_MODELS["ref-tiny"], tiny_corpus, out)
     return out

@@ -19,7 +19,7 @@ SPEC_A = textwrap.dedent("""\
     title: a
     hypotheses: [{id: H1, statement: s}]
     runs:
-      - {id: base, kind: eval, model: ref-xs, data: stdlib-tiny, protocol: smoke, seeds: [7]}
+      - {id: base, kind: eval, model: ref-tiny, data: stdlib-tiny, protocol: smoke, seeds: [7]}
     criteria:
       - {id: fin, hypothesis: H1, kind: finite}
     """)
@@ -63,13 +63,13 @@ def test_shared_nodes_are_emitted_once_and_phases_accumulate(project):
     result = compile_specs(sources, project)
     stages = yaml.safe_load(result.dvc_yaml)["stages"]
     assert list(stages) == [
-        "corpus.stdlib-tiny", "reference.ref-xs",
+        "corpus.stdlib-tiny", "reference.ref-tiny",
         "eval.phase1/base/seed7", "eval.phase2/base/seed7", "eval.phase2/base/seed8",
         "grade.phase1", "grade.phase2",
     ]
     params = yaml.safe_load(result.params_yaml)
     assert params["phase2"]["base"]["context"] == 128
-    assert params["reference_models"]["ref-xs"]["hidden_size"] == 32
+    assert params["reference_models"]["ref-tiny"]["hidden_size"] == 32
     header = result.dvc_yaml.splitlines()[2:4]
     assert header[0].startswith("# source: specs/a.yaml sha256:") and header[1].startswith("# source: specs/b.yaml")
     assert stages["grade.phase2"]["metrics"] == ["results/phase2/grades.json"]  # cached: exp show reads history
@@ -77,7 +77,7 @@ def test_shared_nodes_are_emitted_once_and_phases_accumulate(project):
 
 
 def test_a_packaged_model_gets_a_conversion_stage_feeding_its_runs(project):
-    spec = SPEC_A.replace("model: ref-xs", "model: smollm2-135m-instruct")
+    spec = SPEC_A.replace("model: ref-tiny", "model: smollm2-135m-instruct")
     (project / "specs/real.yaml").write_text(spec)
     result = compile_specs(["specs/real.yaml"], project)
     stages = yaml.safe_load(result.dvc_yaml)["stages"]

@@ -1,4 +1,4 @@
-"""GGUF conversion: a tiny GGUF written from ref-xs converts back to a model with ref-xs's logits and tokenizer,
+"""GGUF conversion: a tiny GGUF written from ref-tiny converts back to a model with ref-tiny's logits and tokenizer,
 a Q4_1 file converts to a close but lossy copy, and the packaged stage records where its weights came from."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def test_f32_gguf_converts_to_the_source_model(source, ref_xs, tmp_path):
 
 
 def test_grouped_query_attention_rows_are_unpermuted(source, ref_xs, tmp_path):
-    # ref-xs has as many key/value heads as query heads; SmolLM2 has a third as many: the k rows permute per kv head.
+    # ref-tiny has as many key/value heads as query heads; SmolLM2 has a third as many: the k rows permute per kv head.
     _, tokenizer = source
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=64, num_hidden_layers=1,

@@ -13,7 +13,7 @@ from esa.registry import REFERENCE_MODELS
 def test_reference_loads_and_learned(ref_xs):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cfg = REFERENCE_MODELS["ref-xs"]
+    cfg = REFERENCE_MODELS["ref-tiny"]
     model = AutoModelForCausalLM.from_pretrained(ref_xs)
     tok = AutoTokenizer.from_pretrained(ref_xs)
     assert model.config.model_type == "llama" and not model.config.tie_word_embeddings
@@ -28,7 +28,7 @@ def test_reference_loads_and_learned(ref_xs):
 
 
 def test_reference_training_is_deterministic(ref_xs, tiny_corpus, tmp_path):
-    build_reference(REFERENCE_MODELS["ref-xs"], tiny_corpus, tmp_path / "again")
+    build_reference(REFERENCE_MODELS["ref-tiny"], tiny_corpus, tmp_path / "again")
     a, b = load_file(ref_xs / "model.safetensors"), load_file(tmp_path / "again" / "model.safetensors")
     assert a.keys() == b.keys()
     for name in a:

@@ -29,15 +29,15 @@ def eval_params(tmp_path, ref_xs, tiny_corpus) -> dict:
     params = {"model": str(ref_xs), "data": str(tiny_corpus), "split": "evaluation", "protocol": "smoke",
               "context": 64, "stride": 32, "max_windows": 12, "batch_size": 4, "dtype": "float32",
               "device": "cpu", "note": "extra keys are recorded"}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"phase1": {"smoke-ref-xs": params}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"phase1": {"smoke-ref-tiny": params}}))
     return params
 
 
 def test_evaluate_stage_end_to_end(tmp_path, eval_params):
     spec = tmp_path / "spec.yaml"
     spec.write_text("name: test\n")
-    out = "results/phase1/smoke-ref-xs/seed7"
-    proc = _run(tmp_path, str(ROOT / "stages/evaluate.py"), "--key", "phase1.smoke-ref-xs", "--seed", "7",
+    out = "results/phase1/smoke-ref-tiny/seed7"
+    proc = _run(tmp_path, str(ROOT / "stages/evaluate.py"), "--key", "phase1.smoke-ref-tiny", "--seed", "7",
                 "--spec", str(spec), "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert "ppl" in proc.stdout.strip().splitlines()[-1]
@@ -57,10 +57,10 @@ def test_evaluate_stage_end_to_end(tmp_path, eval_params):
     assert metrics["ppl"] == pytest.approx(ref["ppl"], rel=1e-6)
 
 
-@pytest.mark.parametrize("key,edit", [("phase1.missing", {}), ("phase1.smoke-ref-xs", {"context": 100000}),
-                                      ("phase1.smoke-ref-xs", {"stride": 64})])
+@pytest.mark.parametrize("key,edit", [("phase1.missing", {}), ("phase1.smoke-ref-tiny", {"context": 100000}),
+                                      ("phase1.smoke-ref-tiny", {"stride": 64})])
 def test_evaluate_stage_bad_params_exit_2(tmp_path, eval_params, key, edit):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"phase1": {"smoke-ref-xs": {**eval_params, **edit}}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"phase1": {"smoke-ref-tiny": {**eval_params, **edit}}}))
     proc = _run(tmp_path, str(ROOT / "stages/evaluate.py"), "--key", key, "--seed", "1", "--out", "res")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -18,7 +18,7 @@ SPEC = textwrap.dedent("""\
     phase: 1
     title: t
     hypotheses: [{id: H1, statement: s}]
-    defaults: {model: ref-xs, data: stdlib-tiny, seeds: [1, 2, 3, 4, 5]}
+    defaults: {model: ref-tiny, data: stdlib-tiny, seeds: [1, 2, 3, 4, 5]}
     runs:
       - {id: a, kind: eval, protocol: smoke}
       - {id: b, kind: eval, protocol: standard}

@@ -40,7 +40,7 @@ def spec_text(seeds: list[int], criteria: str, k_grid: str = "[21, 42]") -> str:
         phase: 2
         title: t
         hypotheses: [{{id: H1, statement: s}}]
-        defaults: {{model: ref-xs, data: stdlib-tiny, seeds: {seeds}}}
+        defaults: {{model: ref-tiny, data: stdlib-tiny, seeds: {seeds}}}
         runs:
           - {{id: r, kind: score, metrics: [grad_x_weight, magnitude], topk: {K}, k_grid: {k_grid}}}
         criteria:

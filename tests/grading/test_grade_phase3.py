@@ -26,7 +26,7 @@ HEAD = """\
 phase: 3
 title: t
 hypotheses: [{id: H1, statement: s}]
-defaults: {model: ref-xs, data: stdlib-tiny, seeds: [1, 2, 3], protocol: smoke,
+defaults: {model: ref-tiny, data: stdlib-tiny, seeds: [1, 2, 3], protocol: smoke,
            scores: {spec: specs/phase2.yaml, run: gradient, k: 20}}
 """
 N_DOCS, PER_DOC, TOKENS = 30, 4, 100

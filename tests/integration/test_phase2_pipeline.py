@@ -30,7 +30,7 @@ SPEC = textwrap.dedent("""\
     hypotheses:
       - {id: H1, statement: stable}
       - {id: H2, statement: predictive}
-    defaults: {model: ref-xs, data: stdlib-tiny, seeds: [1, 2, 3]}
+    defaults: {model: ref-tiny, data: stdlib-tiny, seeds: [1, 2, 3]}
     runs:
       - {id: gradient, kind: score, metrics: [grad_x_weight, grad_squared, obd, magnitude], topk: 40,
          k_grid: [10, 20, 40], max_windows: 12, context: 64}

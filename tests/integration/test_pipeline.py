@@ -20,7 +20,7 @@ SPEC = textwrap.dedent("""\
     hypotheses:
       - {id: H1, statement: PPL is reproducible across seeds}
       - {id: H2, statement: PPL is a sane baseline}
-    defaults: {model: ref-xs, data: stdlib-tiny, seeds: [1, 2], max_windows: 24}
+    defaults: {model: ref-tiny, data: stdlib-tiny, seeds: [1, 2], max_windows: 24}
     sweeps:
       - kind: eval
         matrix: {protocol: [smoke]}

@@ -1,5 +1,5 @@
 """One tiny project shared by the run-kind tests: specs using every run kind, compiled with the real compiler,
-and the compiled stage commands run (once each, on demand) on the session's ref-xs model and stdlib-tiny corpus.
+and the compiled stage commands run (once each, on demand) on the session's ref-tiny model and stdlib-tiny corpus.
 
 Driving the stages through the commands and params.yaml that `esa compile` emits tests the compile rule and the
 stage program together: a params key the stage needs but the compiler forgets fails here.
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false",
        "PYTHONHASHSEED": "0", "PYTHONPATH": str(REPO)}
 
-HEAD = "title: kinds\nhypotheses: [{id: H1, statement: s}]\ndefaults: {model: ref-xs, data: stdlib-tiny}\n"
+HEAD = "title: kinds\nhypotheses: [{id: H1, statement: s}]\ndefaults: {model: ref-tiny, data: stdlib-tiny}\n"
 SPECS = {
     "specs/phase1.yaml": HEAD + textwrap.dedent("""\
         phase: 1
@@ -97,7 +97,7 @@ def kinds_project(tmp_path_factory, tiny_corpus, ref_xs) -> KindsProject:
     (root / "data").mkdir()
     (root / "data/stdlib-tiny").symlink_to(tiny_corpus)
     (root / "models").mkdir()
-    (root / "models/ref-xs").symlink_to(ref_xs)
+    (root / "models/ref-tiny").symlink_to(ref_xs)
     for path, text in SPECS.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)

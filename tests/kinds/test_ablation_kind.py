@@ -1,4 +1,4 @@
-"""Run kind `ablation_check`: the ablation stage on ref-xs against the score run's saved tensors (and the real
+"""Run kind `ablation_check`: the ablation stage on ref-tiny against the score run's saved tensors (and the real
 damage of zeroing a weight, recomputed here), its compile rule, and its grader's outcomes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Run kind `eval`: the evaluate stage on ref-xs, its compile rule, and its graders' outcomes."""
+"""Run kind `eval`: the evaluate stage on ref-tiny, its compile rule, and its graders' outcomes."""
 
 from __future__ import annotations
 
@@ -45,13 +45,13 @@ def test_compile_emits_one_stage_per_seed_with_the_protocol_resolved(kinds_proje
     assert evals == sorted(EVAL_STAGES.values())
     smoke = PROTOCOLS["smoke"]
     assert params["phase1"]["ev"] == {
-        "model": "models/ref-xs", "model_name": "ref-xs", "data": "data/stdlib-tiny", "protocol": "smoke",
+        "model": "models/ref-tiny", "model_name": "ref-tiny", "data": "data/stdlib-tiny", "protocol": "smoke",
         "context": smoke.context, "stride": smoke.stride, "max_windows": 6, "batch_size": smoke.batch_size,
         "split": "evaluation", "dtype": "float32", "device": "cpu", "seed_plan": [7, 8]}
     for seed, name in EVAL_STAGES.items():
         stage, out = stages[name], f"results/phase1/ev/seed{seed}"
         assert f"--seed {seed} " in stage["cmd"] and stage["cmd"].endswith(f"--out {out}")
-        assert {"data/stdlib-tiny", "models/ref-xs", "stages/evaluate.py"} <= set(stage["deps"])
+        assert {"data/stdlib-tiny", "models/ref-tiny", "stages/evaluate.py"} <= set(stage["deps"])
         assert stage["params"] == ["phase1.ev"]
         grade_deps = set(stages["grade.phase1"]["deps"])
         assert {f"{out}/{f}" for f in ("metrics.json", "sampling.json", "sequences.parquet", "manifest.json")} \

@@ -1,4 +1,4 @@
-"""Run kind `perturb`: the perturbation stage on ref-xs (scale at level -1, a sign flip, and at level 1, the
+"""Run kind `perturb`: the perturbation stage on ref-tiny (scale at level -1, a sign flip, and at level 1, the
 identity), checked against the shared baseline and a sign flip redone here; its compile rule; its graders."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from grader_outcomes import CRITERIA_BY_RUN_KIND, check_outcomes
 from esa.engine.perturbation.controls import super_set
 
 STAGE = "perturb.phase3/flip/seed1"
-BASELINE = "results/baselines/ref-xs-stdlib-tiny/smoke-float32/fold0of2-seed1337"
+BASELINE = "results/baselines/ref-tiny-stdlib-tiny/smoke-float32/fold0of2-seed1337"
 K, LEVELS, TARGETS = 5, [-1.0, 1.0], ["super", "random_k", "bottom_k"]
 
 
@@ -91,7 +91,7 @@ def test_compile_pairs_each_seed_with_its_scoring_seed_and_the_shared_baseline(k
     perturb = sorted(n for n in stages if n.startswith("perturb."))
     assert perturb == ["perturb.phase3/flip/seed1", "perturb.phase3/flip/seed2"]
     baselines = [n for n in stages if n.startswith("baseline.")]
-    assert baselines == ["baseline.ref-xs/stdlib-tiny/smoke-float32/fold0of2-seed1337"]
+    assert baselines == ["baseline.ref-tiny/stdlib-tiny/smoke-float32/fold0of2-seed1337"]
     assert stages[baselines[0]]["outs"][0] == f"{BASELINE}/sequences.parquet"
     for seed in (1, 2):
         stage, scores = stages[f"perturb.phase3/flip/seed{seed}"], f"results/phase2/sc/seed{seed}"

@@ -1,4 +1,4 @@
-"""Run kind `score`: the scoring stage on ref-xs (its selections against its own saved score tensors), its
+"""Run kind `score`: the scoring stage on ref-tiny (its selections against its own saved score tensors), its
 compile rule, and its graders' outcomes."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ SPEC = textwrap.dedent("""\
     phase: 1
     title: t
     hypotheses: [{id: H1, statement: s}]
-    defaults: {model: ref-xs, data: stdlib-tiny, seeds: [1, 2, 3]}
+    defaults: {model: ref-tiny, data: stdlib-tiny, seeds: [1, 2, 3]}
     runs:
       - {id: a, kind: eval, protocol: smoke}
     criteria:

@@ -17,7 +17,7 @@ SPEC = textwrap.dedent("""\
       - id: H1
         statement: s
     defaults:
-      model: ref-xs
+      model: ref-tiny
       data: stdlib-tiny
       seeds: [1, 2]
     runs:

@@ -13,7 +13,7 @@ MINIMAL = textwrap.dedent("""\
       - id: H1
         statement: s
     defaults:
-      model: ref-xs
+      model: ref-tiny
       data: stdlib-tiny
       seeds: [1, 2]
     sweeps:
@@ -39,7 +39,7 @@ def test_minimal_spec_expands_sweeps_with_readable_ids(write_spec):
     spec = load_spec(write_spec(MINIMAL))
     assert [r.id for r in spec.runs] == ["base-smoke", "base-standard"]
     assert [r.protocol for r in spec.runs] == ["smoke", "standard"]
-    assert all(r.seeds == [1, 2] and r.model == "ref-xs" for r in spec.runs)
+    assert all(r.seeds == [1, 2] and r.model == "ref-tiny" for r in spec.runs)
     assert [r.id for r in spec.select_runs(["base"])] == [r.id for r in spec.runs]
     assert spec.runs[0].resolved()["context"] == 128
 
@@ -79,7 +79,7 @@ def test_duplicate_ids_and_unknown_model(write_spec):
     path = write_spec(text)
     # Plain runs come first, so the sweep that generates the same id is the duplicate.
     assert errors_of(path) == [f"{path}:11:5: sweeps[0].id: duplicate run id 'base-smoke' (from a run or a sweep)"]
-    path = write_spec(MINIMAL.replace("model: ref-xs", "model: ref-q"))
+    path = write_spec(MINIMAL.replace("model: ref-tiny", "model: ref-q"))
     (error,) = errors_of(path)
     assert error.startswith(f"{path}:7:3: defaults.model: unknown model 'ref-q'")
 
@@ -87,7 +87,7 @@ def test_duplicate_ids_and_unknown_model(write_spec):
 def test_context_beyond_reference_model_positions(write_spec):
     path = write_spec(MINIMAL.replace("[smoke, standard]", "[smoke, extended]"))
     (error,) = errors_of(path)
-    assert error == f"{path}:14:25: sweeps[0].matrix.protocol[1]: context 512 exceeds ref-xs's 256 positions"
+    assert error == f"{path}:14:25: sweeps[0].matrix.protocol[1]: context 512 exceeds ref-tiny's 256 positions"
 
 
 def test_duplicate_yaml_key_and_syntax_error(write_spec):
