@@ -57,6 +57,48 @@ class ReferenceModel:
 
 
 @dataclass(frozen=True)
+class MoEReferenceModel(ReferenceModel):
+    """A Mixtral-shaped sparse mixture of experts trained by the reference recipe.
+
+    ``intermediate_size`` is per expert; every token passes through ``experts_per_token`` experts, so the active
+    MLP width is ``experts_per_token * intermediate_size``. ``router_aux_loss_coef`` weights Mixtral's load-balancing
+    loss during training (it never enters an evaluation loss).
+    """
+
+    num_experts: int = 4
+    experts_per_token: int = 2
+    router_aux_loss_coef: float = 0.02
+
+
+def reference_config(params: dict) -> ReferenceModel:
+    """The config a reference stage's params describe: a sparse MoE when they name experts, else dense."""
+    return (MoEReferenceModel if "num_experts" in params else ReferenceModel)(**params)
+
+
+@dataclass(frozen=True)
+class InstructModel:
+    """A reference model fine-tuned on instruction pairs (docstring → function) from its corpus's train split.
+
+    Same architecture, tokenizer and pre-training as ``base``; the tokenizer gains a chat template. The loss covers
+    the response tokens only; pairs longer than ``seq_len`` tokens are skipped.
+    """
+
+    name: str
+    base: str
+    corpus: str
+    train_steps: int
+    batch_size: int
+    seq_len: int
+    learning_rate: float
+    max_pairs: int = 0  # 0 = every pair the train split yields
+    seed: int = 0
+    description: str = ""
+
+    def params(self) -> dict:
+        return stage_params(self)
+
+
+@dataclass(frozen=True)
 class PackagedModel:
     """A pretrained causal LM shipped as a GGUF file inside a pip package; a stage converts it to float32.
 

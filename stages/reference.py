@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from
 
 from esa.engine.models.loading import quiet_hub_progress  # noqa: E402
 from esa.engine.models.reference import build_reference, validate_config  # noqa: E402
-from esa.configs import ReferenceModel  # noqa: E402
-from esa.stageio import Manifest, bad_input, load_params, stage_parser  # noqa: E402
+from esa.configs import reference_config  # noqa: E402
+from esa.stageio import Manifest, bad_input, load_params, sha256_file, stage_parser  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = load_params(args.key, args.params)
-        cfg = ReferenceModel(**params)
+        cfg = reference_config(params)
         validate_config(cfg)
         splits = json.loads((args.corpus / "splits.json").read_text())
     except (KeyError, TypeError, OSError, ValueError) as exc:
@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
             device="cpu",
             dtype="float32",
             n_params=log["n_params"],
+            n_params_non_embedding=log["n_params_non_embedding"],
+            n_params_active_non_embedding=log["n_params_active_non_embedding"],
+            architecture="mixtral" if "num_experts" in params else "llama",
+            tokenizer_sha256=sha256_file(args.out / "tokenizer.json"),
             corpus=str(args.corpus),
             corpus_train_sha256=splits["train"]["sha256"],
             corpus_disjoint=splits.get("disjoint", False),

@@ -43,7 +43,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ref_xs(tiny_corpus, tmp_path_factory) -> Path:
+def ref_tiny(tiny_corpus, tmp_path_factory) -> Path:
     from esa.engine.models.reference import build_reference
     from esa.registry import REFERENCE_MODELS
 

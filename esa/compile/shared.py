@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from esa.compile.code_deps import code_deps
 from esa.compile.plan import Plan, StageNode
-from esa.registry import CORPORA, PACKAGED_MODELS, REFERENCE_MODELS
+from esa.registry import CORPORA, INSTRUCT_MODELS, PACKAGED_MODELS, REFERENCE_MODELS
 
 
 def corpus_dir(name: str) -> str:
@@ -39,9 +39,15 @@ def add_corpus(plan: Plan, name: str) -> str:
 
 
 def add_model(plan: Plan, model: str) -> tuple[str, tuple[str, ...]]:
-    """Return (location the stage loads from, deps). Reference models get a training stage, packaged models a
-    conversion stage; hub ids and paths need none."""
-    if model in PACKAGED_MODELS:
+    """Return (location the stage loads from, deps). Reference models get a training stage, instruct models a
+    fine-tuning stage after their base's, packaged models a conversion stage; hub ids and paths need none."""
+    if model in INSTRUCT_MODELS:
+        instruct = INSTRUCT_MODELS[model]
+        base, _ = add_model(plan, instruct.base)
+        corpus = add_corpus(plan, instruct.corpus)
+        out = _add_shared(plan, "instruct", "instruct_models", model, instruct, reference_dir(model),
+                          inputs=(("base", base), ("corpus", corpus)))
+    elif model in PACKAGED_MODELS:
         out = _add_shared(plan, "packaged", "packaged_models", model, PACKAGED_MODELS[model], reference_dir(model))
     elif model in REFERENCE_MODELS:
         reference = REFERENCE_MODELS[model]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from esa.registry import REFERENCE_MODELS
+from esa.registry import reference_of
 from esa.spec.errors import SpecError, SpecErrors
 from esa.spec.models import Spec
 from esa.spec.sweeps import expand_runs
@@ -151,7 +151,7 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
         if run.id in seen_runs:
             problems.append((origin[(i, "id")], f"duplicate run id '{run.id}' (from a run or a sweep)"))
         seen_runs.add(run.id)
-        reference = REFERENCE_MODELS.get(run.model)
+        reference = reference_of(run.model)
         resolved = run.resolved() if hasattr(run, "resolved") else {"context": run.context}
         if run.kind == "score" and any(k > run.topk for k in run.k_grid):
             problems.append((origin[(i, "k_grid")], f"k_grid values must not exceed topk ({run.topk})"))

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from esa.names import MODES
-from esa.registry import CORPORA, PACKAGED_MODELS, PROTOCOLS, REFERENCE_MODELS
+from esa.registry import CORPORA, INSTRUCT_MODELS, PACKAGED_MODELS, PROTOCOLS, REFERENCE_MODELS
 from esa.spec.names import Control, MetricName, Mode, Perturbation
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=64)]
@@ -17,11 +17,11 @@ Device = Literal["cpu", "cuda", "auto"]
 
 def check_model_name(value: str) -> str:
     """A reference- or packaged-model name, a hub id (``org/name``) or a local path."""
-    if value in REFERENCE_MODELS or value in PACKAGED_MODELS:
+    if value in REFERENCE_MODELS or value in INSTRUCT_MODELS or value in PACKAGED_MODELS:
         return value
     if value.startswith(("/", "./", "../", "~")) or value.count("/") == 1 and "/" in value[1:-1]:
         return value
-    known = ", ".join(sorted(REFERENCE_MODELS))
+    known = ", ".join([*sorted(REFERENCE_MODELS), *sorted(INSTRUCT_MODELS)])
     packaged = ", ".join(sorted(PACKAGED_MODELS))
     raise ValueError(f"unknown model '{value}': use a reference model ({known}), a packaged model ({packaged}), "
                      f"a hub id like 'EleutherAI/pythia-1.4b', or a path starting with ./ or /")

@@ -213,7 +213,7 @@ def test_transfer_table_rho_is_scipy_spearman():
 
 
 @pytest.fixture()
-def ablation_project(tmp_path, ref_xs, tiny_corpus) -> Path:
+def ablation_project(tmp_path, ref_tiny, tiny_corpus) -> Path:
     """A score run's folder (scores computed here with score_model) and params for the ablation stage."""
     from safetensors.torch import save_file
 
@@ -223,7 +223,7 @@ def ablation_project(tmp_path, ref_xs, tiny_corpus) -> Path:
     from esa.engine.scoring.passes import score_model
     from esa.engine.models.targets import scored_parameters
 
-    model, tok = load_model(str(ref_xs))
+    model, tok = load_model(str(ref_tiny))
     windows = calibration_windows(tok, load_split(tiny_corpus, "calibration"), context=64, max_windows=6, seed=1)
     params = [(t.name, t.parameter) for t in scored_parameters(model)]
     result = score_model(model, params, windows, ["grad_x_weight", "obd", "magnitude"], seed=1, progress=False)
@@ -231,7 +231,7 @@ def ablation_project(tmp_path, ref_xs, tiny_corpus) -> Path:
     for metric in ("grad_x_weight", "obd", "magnitude"):
         save_file({n: s.contiguous() for n, s in result.scores(metric).items()},
                   str(tmp_path / "scores" / "scores" / f"{metric}.safetensors"))
-    run = {"model": str(ref_xs), "data": str(tiny_corpus), "metrics": ["grad_x_weight", "obd", "magnitude"],
+    run = {"model": str(ref_tiny), "data": str(tiny_corpus), "metrics": ["grad_x_weight", "obd", "magnitude"],
            "rank_by": "grad_x_weight", "top": 5, "n_random": 20, "eval_windows": 4, "context": 64, "batch_size": 4}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"phase2": {"ablation": run}}))
     return tmp_path

@@ -16,8 +16,8 @@ SETTINGS = dict(context=64, stride=32, max_windows=24, batch_size=5)
 
 
 @pytest.fixture(scope="module")
-def loaded(ref_xs, tiny_corpus):
-    model, tok = load_model(str(ref_xs))
+def loaded(ref_tiny, tiny_corpus):
+    model, tok = load_model(str(ref_tiny))
     return model, tok, load_split(tiny_corpus, "evaluation")
 
 
@@ -81,8 +81,8 @@ def test_seeds_resample_and_reproduce(loaded):
     assert (both["n_tokens_a"] == both["n_tokens_c"]).all()
 
 
-def test_nan_weights_report_diverged(ref_xs, tiny_corpus):
-    model, tok = load_model(str(ref_xs))
+def test_nan_weights_report_diverged(ref_tiny, tiny_corpus):
+    model, tok = load_model(str(ref_tiny))
     with torch.no_grad():
         model.model.layers[0].mlp.down_proj.weight[0, 0] = float("nan")
     docs = load_split(tiny_corpus, "evaluation")

@@ -26,9 +26,9 @@ TEXTS = ["import os\nprint(os.getcwd())\n", "def main(argv):\n    return 0  # hÃ
 
 
 @pytest.fixture(scope="module")
-def source(ref_xs):
-    model = AutoModelForCausalLM.from_pretrained(ref_xs, dtype=torch.float32).eval()
-    return model, AutoTokenizer.from_pretrained(ref_xs)
+def source(ref_tiny):
+    model = AutoModelForCausalLM.from_pretrained(ref_tiny, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(ref_tiny)
 
 
 def logits(model, tokenizer) -> list[torch.Tensor]:
@@ -40,9 +40,9 @@ def load(folder):
     return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
 
 
-def test_f32_gguf_converts_to_the_source_model(source, ref_xs, tmp_path):
+def test_f32_gguf_converts_to_the_source_model(source, ref_tiny, tmp_path):
     model, tokenizer = source
-    path = write_gguf(model, ref_xs / "tokenizer.json", tmp_path / "tiny.gguf")
+    path = write_gguf(model, ref_tiny / "tokenizer.json", tmp_path / "tiny.gguf")
     provenance = convert_gguf(path, tmp_path / "out")
     converted, converted_tokenizer = load(tmp_path / "out")
     for text in TEXTS:
@@ -57,7 +57,7 @@ def test_f32_gguf_converts_to_the_source_model(source, ref_xs, tmp_path):
     assert "quantization_config" not in saved and saved["dtype"] == "float32"  # a plain checkpoint, not a GGUF one
 
 
-def test_grouped_query_attention_rows_are_unpermuted(source, ref_xs, tmp_path):
+def test_grouped_query_attention_rows_are_unpermuted(source, ref_tiny, tmp_path):
     # ref-tiny has as many key/value heads as query heads; SmolLM2 has a third as many: the k rows permute per kv head.
     _, tokenizer = source
     torch.manual_seed(0)
@@ -67,7 +67,7 @@ def test_grouped_query_attention_rows_are_unpermuted(source, ref_xs, tmp_path):
     model = LlamaForCausalLM(config).eval()
     k_proj = model.model.layers[0].self_attn.k_proj.weight.detach().numpy()
     assert not (permute_rotary_rows(k_proj, 2) == k_proj).all()  # the permutation is not the identity here
-    convert_gguf(write_gguf(model, ref_xs / "tokenizer.json", tmp_path / "gqa.gguf"), tmp_path / "out")
+    convert_gguf(write_gguf(model, ref_tiny / "tokenizer.json", tmp_path / "gqa.gguf"), tmp_path / "out")
     converted, _ = load(tmp_path / "out")
     assert converted.config.num_key_value_heads == 2
     for got, want in zip(logits(converted, tokenizer), logits(model, tokenizer)):
@@ -87,9 +87,9 @@ def q4_1_roundtrip(model):
     return copy
 
 
-def test_q4_1_gguf_converts_close_but_lossy(source, ref_xs, tmp_path):
+def test_q4_1_gguf_converts_close_but_lossy(source, ref_tiny, tmp_path):
     model, tokenizer = source
-    path = write_gguf(model, ref_xs / "tokenizer.json", tmp_path / "tiny-q4_1.gguf", quantization="Q4_1")
+    path = write_gguf(model, ref_tiny / "tokenizer.json", tmp_path / "tiny-q4_1.gguf", quantization="Q4_1")
     provenance = convert_gguf(path, tmp_path / "out")
     assert provenance["gguf_file_type"] == "MOSTLY_Q4_1"
     assert provenance["weights"] == "dequantized from MOSTLY_Q4_1 to float32"
@@ -106,9 +106,9 @@ def write_params(folder, **params):
     (folder / "params.yaml").write_text(yaml.safe_dump({"packaged_models": {"tiny": params}}))
 
 
-def test_stage_converts_a_named_gguf_file_and_records_provenance(source, ref_xs, tmp_path):
+def test_stage_converts_a_named_gguf_file_and_records_provenance(source, ref_tiny, tmp_path):
     model, tokenizer = source
-    path = write_gguf(model, ref_xs / "tokenizer.json", tmp_path / "tiny.gguf")
+    path = write_gguf(model, ref_tiny / "tokenizer.json", tmp_path / "tiny.gguf")
     write_params(tmp_path, name="tiny", package="no-such-package-esa-test", filename="tiny.gguf",
                  quantization="ALL_F32", gguf_path=str(path))
     proc = run_stage(tmp_path, "stages/packaged.py", "--key", "packaged_models.tiny", "--out", "models/tiny")
@@ -123,8 +123,8 @@ def test_stage_converts_a_named_gguf_file_and_records_provenance(source, ref_xs,
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_stage_refuses_a_file_of_another_quantization(source, ref_xs, tmp_path):
-    path = write_gguf(source[0], ref_xs / "tokenizer.json", tmp_path / "tiny.gguf")
+def test_stage_refuses_a_file_of_another_quantization(source, ref_tiny, tmp_path):
+    path = write_gguf(source[0], ref_tiny / "tokenizer.json", tmp_path / "tiny.gguf")
     write_params(tmp_path, name="tiny", package="p", filename="tiny.gguf", quantization="MOSTLY_Q4_1",
                  gguf_path=str(path))
     proc = run_stage(tmp_path, "stages/packaged.py", "--key", "packaged_models.tiny", "--out", "models/tiny")

@@ -283,13 +283,13 @@ def test_gpu_benchmark_dry_run(capsys):
     assert "gradient pass" in out and "bare fwd+bwd" in out and "hutchinson" in out
 
 
-def test_calibration_windows_predict_every_token_once_and_score_a_trained_model(ref_xs, tiny_corpus):
+def test_calibration_windows_predict_every_token_once_and_score_a_trained_model(ref_tiny, tiny_corpus):
     from esa.engine.data.corpus import load_split
     from esa.engine.models.loading import load_model
     from esa.engine.data.batches import calibration_windows
     from esa.engine.data.windows import tokenize_docs
 
-    model, tokenizer = load_model(str(ref_xs))
+    model, tokenizer = load_model(str(ref_tiny))
     docs = load_split(tiny_corpus, "calibration")[:5]
     wins = calibration_windows(tokenizer, docs, context=64, max_windows=0, seed=0)
     assert max(w.numel() for w in wins) == 64

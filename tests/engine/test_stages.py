@@ -25,8 +25,8 @@ def _run(cwd: Path, program: str, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture()
-def eval_params(tmp_path, ref_xs, tiny_corpus) -> dict:
-    params = {"model": str(ref_xs), "data": str(tiny_corpus), "split": "evaluation", "protocol": "smoke",
+def eval_params(tmp_path, ref_tiny, tiny_corpus) -> dict:
+    params = {"model": str(ref_tiny), "data": str(tiny_corpus), "split": "evaluation", "protocol": "smoke",
               "context": 64, "stride": 32, "max_windows": 12, "batch_size": 4, "dtype": "float32",
               "device": "cpu", "note": "extra keys are recorded"}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"phase1": {"smoke-ref-tiny": params}}))

@@ -51,10 +51,10 @@ def test_sample_windows_seeded():
     assert sample_windows(windows, len(windows) + 5, 3) == windows
 
 
-def test_token_bytes_cover_document(ref_xs):
+def test_token_bytes_cover_document(ref_tiny):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(ref_xs)
+    tok = AutoTokenizer.from_pretrained(ref_tiny)
     texts = ["def f(x):\n    return x  # ünïcødé → ✓ 日本\n", "   leading and trailing   \n\n", "a"]
     docs = tokenize_docs(tok, [{"id": str(i), "text": t} for i, t in enumerate(texts)])
     for doc, text in zip(docs, texts):

@@ -90,14 +90,14 @@ class KindsProject:
 
 
 @pytest.fixture(scope="session")
-def kinds_project(tmp_path_factory, tiny_corpus, ref_xs) -> KindsProject:
+def kinds_project(tmp_path_factory, tiny_corpus, ref_tiny) -> KindsProject:
     root = tmp_path_factory.mktemp("kinds")
     for name in ("esa", "stages"):  # the code files stages depend on, as in a checkout
         (root / name).symlink_to(REPO / name)
     (root / "data").mkdir()
     (root / "data/stdlib-tiny").symlink_to(tiny_corpus)
     (root / "models").mkdir()
-    (root / "models/ref-tiny").symlink_to(ref_xs)
+    (root / "models/ref-tiny").symlink_to(ref_tiny)
     for path, text in SPECS.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)

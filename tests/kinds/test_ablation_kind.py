@@ -39,11 +39,11 @@ def test_sample_is_every_metrics_top_plus_a_uniform_draw(ablated):
     assert (frame["sample"] == "random").sum() == N_RANDOM and len(sampled) == len(frame) == len(head) + N_RANDOM
 
 
-def test_calibration_scores_are_read_from_the_score_runs_tensors(ablated, ref_xs):
+def test_calibration_scores_are_read_from_the_score_runs_tensors(ablated, ref_tiny):
     from esa.engine.models.loading import load_model
 
     _, frame, scores = ablated
-    params = dict(load_model(str(ref_xs))[0].named_parameters())
+    params = dict(load_model(str(ref_tiny))[0].named_parameters())
     for metric, tensors in scores.items():
         saved = [float(tensors[t].reshape(-1)[i]) for t, i in zip(frame["tensor"], frame["flat_index"])]
         assert np.array_equal(frame[f"score_{metric}_calibration"].to_numpy(), np.array(saved, dtype=float))
@@ -52,7 +52,7 @@ def test_calibration_scores_are_read_from_the_score_runs_tensors(ablated, ref_xs
     assert np.allclose(frame["score_magnitude_calibration"], np.abs(frame["weight"]))
 
 
-def test_delta_nll_is_the_damage_of_zeroing_that_weight(kinds_project, ablated, ref_xs):
+def test_delta_nll_is_the_damage_of_zeroing_that_weight(kinds_project, ablated, ref_tiny):
     """Recompute the worst weight's damage here, on the windows the stage recorded in sampling.json."""
     from esa.engine.scoring.ablation import make_batches, total_nll
     from esa.engine.data.batches import calibration_draw
@@ -60,7 +60,7 @@ def test_delta_nll_is_the_damage_of_zeroing_that_weight(kinds_project, ablated, 
     from esa.engine.models.loading import load_model
 
     out, frame, _ = ablated
-    model, tok = load_model(str(ref_xs))
+    model, tok = load_model(str(ref_tiny))
     model.eval()
     docs = load_split(kinds_project.root / "data/stdlib-tiny", "evaluation")
     windows, draw = calibration_draw(tok, docs, context=64, max_windows=3, seed=1, folds=1, fold=0)

@@ -52,7 +52,7 @@ def test_identity_level_reproduces_the_baseline_exactly_after_the_flip_is_restor
         assert np.array_equal(rows["nll_sum"].to_numpy(), baseline["nll_sum"].to_numpy()), target
 
 
-def test_sign_flip_of_the_super_set_is_the_damage_redone_here(kinds_project, perturbed, ref_xs):
+def test_sign_flip_of_the_super_set_is_the_damage_redone_here(kinds_project, perturbed, ref_tiny):
     from esa.engine.data.corpus import load_split
     from esa.engine.evaluation.evaluate import evaluate_windows, prepare_windows
     from esa.engine.models.loading import load_model
@@ -60,7 +60,7 @@ def test_sign_flip_of_the_super_set_is_the_damage_redone_here(kinds_project, per
     out, conditions, baseline = perturbed
     topk = pd.read_parquet(kinds_project.root / "results/phase2/sc/seed1/topk.parquet")
     chosen = super_set(topk, K, metric="grad_x_weight", mode="per_layer")
-    model, tok = load_model(str(ref_xs))
+    model, tok = load_model(str(ref_tiny))
     with torch.no_grad():
         for name, rows in chosen.groupby("tensor"):
             flat = model.get_parameter(name).view(-1)

@@ -55,11 +55,11 @@ def test_global_ranks_are_the_top_k_over_all_matrices(scored):
         assert np.array_equal(rows["score"].to_numpy(), best)
 
 
-def test_magnitude_scores_are_the_weights(scored, ref_xs):
+def test_magnitude_scores_are_the_weights(scored, ref_tiny):
     from esa.engine.models.loading import load_model
 
     _, _, scores = scored
-    model, _ = load_model(str(ref_xs))
+    model, _ = load_model(str(ref_tiny))
     params = dict(model.named_parameters())
     for name, saved in scores["magnitude"].items():
         assert np.array_equal(saved, params[name].detach().double().abs().numpy().reshape(-1)), name

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
 
 from esa.engine.data.corpus import load_split
 from esa.engine.data.tokenizer import save_tokenizer, train_tokenizer
-from esa.configs import ReferenceModel
+from esa.configs import MoEReferenceModel, ReferenceModel
 from esa.stageio import write_json
 
 WEIGHT_DECAY = 0.1
@@ -37,6 +37,8 @@ def validate_config(model: ReferenceModel) -> None:
         raise ValueError(f"{model.name}: vocab_size must cover the 256 byte symbols plus <|endoftext|>")
     if not model.learning_rate > 0:
         raise ValueError(f"{model.name}: learning_rate must be positive")
+    if isinstance(model, MoEReferenceModel) and not 1 <= model.experts_per_token <= model.num_experts:
+        raise ValueError(f"{model.name}: experts_per_token must be between 1 and num_experts ({model.num_experts})")
 
 
 def llama_config(model: ReferenceModel, tokenizer) -> LlamaConfig:
@@ -56,6 +58,24 @@ def llama_config(model: ReferenceModel, tokenizer) -> LlamaConfig:
         eos_token_id=eos,
         pad_token_id=eos,
     )
+
+
+def mixtral_config(model: MoEReferenceModel, tokenizer) -> MixtralConfig:
+    """The Llama config's shapes with a sparse MLP; no sliding window, so attention matches the dense ladder."""
+    dense = llama_config(model, tokenizer).to_dict()
+    keep = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "tie_word_embeddings", "bos_token_id",
+            "eos_token_id", "pad_token_id")
+    return MixtralConfig(**{k: dense[k] for k in keep}, num_local_experts=model.num_experts,
+                         num_experts_per_tok=model.experts_per_token,
+                         router_aux_loss_coef=model.router_aux_loss_coef, sliding_window=None,
+                         output_router_logits=False)
+
+
+def new_model(model_cfg: ReferenceModel, tokenizer) -> torch.nn.Module:
+    if isinstance(model_cfg, MoEReferenceModel):
+        return MixtralForCausalLM(mixtral_config(model_cfg, tokenizer))
+    return LlamaForCausalLM(llama_config(model_cfg, tokenizer))
 
 
 def pack_tokens(tokenizer, texts: list[str], seq_len: int) -> torch.Tensor:
@@ -98,7 +118,7 @@ class ChunkSampler:
 
 
 @torch.no_grad()
-def mean_loss(model: LlamaForCausalLM, chunks: torch.Tensor, batch_size: int) -> float:
+def mean_loss(model: torch.nn.Module, chunks: torch.Tensor, batch_size: int) -> float:
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(chunks), batch_size):
@@ -110,10 +130,27 @@ def mean_loss(model: LlamaForCausalLM, chunks: torch.Tensor, batch_size: int) ->
     return total / max(1, count)
 
 
+def non_embedding_params(model: torch.nn.Module) -> int:
+    """Parameters outside the token embedding and output head (the count scaling laws use)."""
+    return sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n and "lm_head" not in n)
+
+
+def active_non_embedding_params(model_cfg: ReferenceModel, model: torch.nn.Module) -> int:
+    """Non-embedding parameters one token passes through: a MoE counts experts_per_token of its experts."""
+    total = non_embedding_params(model)
+    if not isinstance(model_cfg, MoEReferenceModel):
+        return total
+    experts = sum(p.numel() for n, p in model.named_parameters() if ".experts." in n)
+    return total - experts + experts * model_cfg.experts_per_token // model_cfg.num_experts
+
+
 def train_model(model_cfg: ReferenceModel, tokenizer, train: torch.Tensor,
-                heldout: torch.Tensor | None) -> tuple[LlamaForCausalLM, dict]:
+                heldout: torch.Tensor | None) -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(model_cfg.seed)
-    model = LlamaForCausalLM(llama_config(model_cfg, tokenizer))
+    model = new_model(model_cfg, tokenizer)
+    # The MoE's load-balancing loss joins the training loss only; the saved config leaves it off, so evaluation
+    # losses are plain next-token NLL.
+    extra = {"output_router_logits": True} if isinstance(model_cfg, MoEReferenceModel) else {}
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]  # norms: no weight decay
@@ -129,7 +166,7 @@ def train_model(model_cfg: ReferenceModel, tokenizer, train: torch.Tensor,
     bar = tqdm(range(steps), desc=f"train {model_cfg.name}", mininterval=2.0)
     for step in bar:
         batch = train[sampler.next(model_cfg.batch_size)]
-        loss = model(input_ids=batch, labels=batch).loss
+        loss = model(input_ids=batch, labels=batch, **extra).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -150,6 +187,8 @@ def train_model(model_cfg: ReferenceModel, tokenizer, train: torch.Tensor,
         "train_tokens_available": int(train.numel()),
         "epochs": steps * model_cfg.batch_size / len(train),
         "n_params": sum(p.numel() for p in model.parameters()),
+        "n_params_non_embedding": non_embedding_params(model),
+        "n_params_active_non_embedding": active_non_embedding_params(model_cfg, model),
         "wall_time_s": round(wall, 2),
     }
     if heldout is not None and len(heldout):
