@@ -109,6 +109,10 @@ PROTOCOLS: dict[str, Protocol] = {
                       description="quick check: short windows, small token budget"),
     "standard": Protocol("standard", context=256, stride=128, max_windows=256, batch_size=16,
                          description="default: enough tokens for stable seed-to-seed estimates"),
+    # A 100M-class model on two CPU cores: one forward pass of 8 × 256 tokens through SmolLM2-135M takes seconds
+    # (its 49k-word output head dominates), so seeds draw 32 windows each.
+    "compact": Protocol("compact", context=256, stride=128, max_windows=32, batch_size=4,
+                        description="pretrained 100M-class models on CPU: about 8k tokens per seed"),
     "extended": Protocol("extended", context=512, stride=256, max_windows=512, batch_size=8,
                          description="long context and the largest token budget"),
 }
