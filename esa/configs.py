@@ -104,12 +104,15 @@ class PackagedModel:
 
     ``package`` is the distribution name pip installs, ``filename`` the GGUF file somewhere inside it, and
     ``quantization`` the GGUF file type the file is expected to carry (the stage records the one it reads).
+    ``version`` pins the package: the GGUF lives outside the project, so the pin in the params is what makes an
+    upgrade re-run the conversion (the stage refuses any other installed version).
     """
 
     name: str
     package: str
     filename: str
     quantization: str
+    version: str = ""
     description: str = ""
 
     def params(self) -> dict:

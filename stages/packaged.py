@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.key, args.params)
         override = params.get("gguf_path")
         cfg = PackagedModel(**{k: v for k, v in params.items() if k != "gguf_path"})
+        installed = package_version(cfg.package)
+        if not override and cfg.version and installed and installed != cfg.version:
+            raise ValueError(f"{cfg.package} {installed} is installed but {args.key} pins {cfg.version}: install "
+                             f"that version ({INSTALL_HINT}) or change the pin")
         gguf_path = Path(override) if override else packaged_gguf(cfg)
         if not gguf_path.is_file():
             raise FileNotFoundError(f"no GGUF file at {gguf_path}")

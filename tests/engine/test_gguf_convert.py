@@ -159,3 +159,22 @@ def test_makefile_installs_the_real_extra_pins():
     makefile = (REPO / "Makefile").read_text()
     installed = re.findall(r"^REAL_(?:MODEL_)?PACKAGES := (.+)$", makefile, flags=re.M)
     assert sorted(" ".join(installed).split()) == sorted(extra)
+
+
+def test_packaged_pins_match_the_install_commands(repo_root):
+    """The registry's pin is what makes an upgrade re-run the conversion; pyproject and the Makefile must agree."""
+    from esa.registry import PACKAGED_MODELS
+
+    pyproject = (repo_root / "pyproject.toml").read_text()
+    makefile = (repo_root / "Makefile").read_text()
+    for cfg in PACKAGED_MODELS.values():
+        pin = f"{cfg.package}=={cfg.version}"
+        assert cfg.version and pin in pyproject and pin in makefile, pin
+
+
+def test_stage_refuses_another_installed_version_than_the_pin(tmp_path):
+    # gguf is installed with the dev extra; a pin it does not match must stop the stage before any conversion.
+    write_params(tmp_path, name="tiny", package="gguf", filename="x.gguf", quantization="Q4_1", version="0.0.1")
+    proc = run_stage(tmp_path, "stages/packaged.py", "--key", "packaged_models.tiny", "--out", "models/tiny")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "gguf 0.19.0 is installed but packaged_models.tiny pins 0.0.1" in proc.stderr
