@@ -59,7 +59,7 @@ def schema_command(out: str) -> None:
 @click.option("--quiet", is_flag=True, help="Write grades.json without printing the table.")
 @one_line_errors
 def grade_command(spec: str, quiet: bool) -> None:
-    """Grade every criterion of SPEC from its artifacts into results/<phase>/grades.json."""
+    """Grade every criterion of SPEC from its artifacts into results/<spec name>/grades.json."""
     from esa.grading.grade import grade_spec, print_grades
     from esa.spec import load_spec
 
@@ -98,7 +98,7 @@ def lock_command(spec: str, reason: str | None) -> None:
 
 
 @main.command("log")
-@click.option("--phase", help="Only this phase's runs, e.g. phase3.")
+@click.option("--phase", help="Only this spec's runs: a phase (3, phase3) or a spec name (real-phase1).")
 @click.option("-n", "--commits", default=10, show_default=True, help="How many recent commits (with their experiments).")
 @one_line_errors
 def log_command(phase: str | None, commits: int) -> None:
@@ -106,7 +106,7 @@ def log_command(phase: str | None, commits: int) -> None:
     from esa.notebook.history import read_history
     from esa.notebook.log import build_log, entry_markdown
 
-    if phase and not phase.startswith("phase"):
+    if phase and phase.isdigit():  # a bare number names the phase's default spec
         phase = f"phase{phase}"
     records, note = read_history(Path.cwd(), commits=commits)
     entries = build_log(records, phase)
