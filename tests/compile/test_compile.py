@@ -1,19 +1,16 @@
-import os
 import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import yaml
 
+from golden_files import check_golden
+
 from esa.compile.compiler import PlanError, compile_specs, resolve_sources
 from esa.compile.plan import Plan, StageNode
 from esa.spec import SpecErrors
-
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-UPDATE = os.environ.get("ESA_UPDATE_GOLDEN") == "1"
 
 SPEC_A = textwrap.dedent("""\
     phase: 1
@@ -36,13 +33,6 @@ def project(tmp_path, repo_root):
     (tmp_path / "specs/a.yaml").write_text(SPEC_A)
     (tmp_path / "specs/b.yaml").write_text(SPEC_B)
     return tmp_path
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if UPDATE:
-        path.write_text(text)
-    assert text == path.read_text(), f"{name} changed; rerun with ESA_UPDATE_GOLDEN=1 if intended"
 
 
 def test_phase1_golden(repo_root):
