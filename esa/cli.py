@@ -59,7 +59,7 @@ def schema_command(out: str) -> None:
 @click.option("--quiet", is_flag=True, help="Write grades.json without printing the table.")
 @one_line_errors
 def grade_command(spec: str, quiet: bool) -> None:
-    """Grade every criterion of SPEC from its artifacts into results/<phase>/grades.json."""
+    """Grade every criterion of SPEC from its artifacts into results/<spec name>/grades.json."""
     from esa.grading.grade import grade_spec, print_grades
     from esa.spec import load_spec
 
@@ -98,7 +98,7 @@ def lock_command(spec: str, reason: str | None) -> None:
 
 
 @main.command("log")
-@click.option("--phase", help="Only this phase's runs, e.g. phase3.")
+@click.option("--phase", help="Only this spec's runs: a phase (3, phase3) or a spec name (real-phase1).")
 @click.option("-n", "--commits", default=10, show_default=True, help="How many recent commits (with their experiments).")
 @one_line_errors
 def log_command(phase: str | None, commits: int) -> None:
@@ -106,7 +106,7 @@ def log_command(phase: str | None, commits: int) -> None:
     from esa.notebook.history import read_history
     from esa.notebook.log import build_log, entry_markdown
 
-    if phase and not phase.startswith("phase"):
+    if phase and phase.isdigit():  # a bare number names the phase's default spec
         phase = f"phase{phase}"
     records, note = read_history(Path.cwd(), commits=commits)
     entries = build_log(records, phase)
@@ -124,9 +124,9 @@ def log_command(phase: str | None, commits: int) -> None:
 @click.option("--no-quarto", is_flag=True, help="Use the offline renderer even when quarto is on PATH.")
 @one_line_errors
 def report_command(page: str | None, out: str | None, no_quarto: bool) -> None:
-    """Render the lab notebook (reports/) to reports/_site/, or only PAGE (e.g. phase1, index)."""
+    """Render the lab notebook (reports/) to reports/_site/, or only PAGE (e.g. phase1, index, or a spec name)."""
     from esa.report.render import ReportError
-    from esa.report.site import html_name, nav_bar, read_config, render_site
+    from esa.report.site import html_name, nav_bar, read_config, render_site, with_variants
 
     reports = Path("reports")
     try:
@@ -136,18 +136,22 @@ def report_command(page: str | None, out: str | None, no_quarto: bool) -> None:
                 raise EsaUsageError("--out needs a PAGE (the whole site goes to reports/_site/)")
             paths = render_site(reports, Path.cwd(), use_quarto=not no_quarto)
         else:
-            name = page if page.startswith(("phase", "index")) else f"phase{page}"
-            qmd = reports / f"{name}.qmd"
-            if not qmd.exists():
-                raise EsaUsageError(f"{qmd}: no such report page")
             from esa.report.render import render_qmd
 
-            target = Path(out) if out else reports / config.output_dir / html_name(qmd.name)
+            config, variants = with_variants(config, Path.cwd())
+            name = f"phase{page}" if page.isdigit() else page
+            variant = next((v for v in variants if v.name == name), None)
+            qmd = reports / (variant.page if variant else f"{name}.qmd")
+            if not qmd.exists():
+                known = f" (spec variants: {', '.join(v.name for v in variants)})" if variants else ""
+                raise EsaUsageError(f"{qmd}: no such report page{known}")
+            current = variant.qmd if variant else qmd.name
+            target = Path(out) if out else reports / config.output_dir / html_name(current)
             paths = [render_qmd(qmd, target, project_root=Path.cwd(), use_quarto=not no_quarto,
-                                before_body=nav_bar(config, qmd.name))]
+                                before_body=nav_bar(config, current), params=variant.params if variant else None)]
     except ReportError as exc:
         raise EsaUsageError(str(exc).splitlines()[0]) from None
-    for name in sorted({p.stem for p in paths if p.stem.startswith("phase")}):
+    for name in sorted({Path(p).stem for p in paths}):  # phase and variant pages: their spec's grades
         grades = Path("results") / name / "grades.json"
         if grades.exists():
             from esa.grading.grade import print_grades

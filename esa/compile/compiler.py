@@ -79,15 +79,13 @@ def compile_specs(sources: list[str], root: Path) -> CompileResult:
         pending.extend(ref for ref in referenced_specs(spec) if ref not in specs)
     if errors:
         raise SpecErrors(errors)
-    phases: dict[int, str] = {}
-    for source, spec in sorted(specs.items(), key=lambda item: item[1].phase):
-        if spec.phase in phases:
-            raise PlanError(f"{source}: phase {spec.phase} is already compiled from {phases[spec.phase]}")
-        phases[spec.phase] = source
+    clash = _name_clash(specs)
+    if clash:
+        raise SpecErrors([clash])
     cross = [error for spec in specs.values() for error in check_references(spec, specs)]
     if cross:
         raise SpecErrors(cross)
-    for spec in sorted(specs.values(), key=lambda s: s.phase):
+    for spec in sorted(specs.values(), key=lambda s: (s.phase, s.name)):
         add_spec(plan, spec, specs, locked=(root / lock_path(spec.source)).exists())
     digests = {source: spec.sha256 for source, spec in specs.items()}
     nodes = plan.ordered(root)
@@ -97,3 +95,16 @@ def compile_specs(sources: list[str], root: Path) -> CompileResult:
         stages=[node.name for node in nodes],
         sources=digests,
     )
+
+
+def _name_clash(specs: dict[str, Spec]) -> SpecError | None:
+    """Two specs of one name would write the same results/<name>/ and grade.<name>: point at the later one."""
+    seen: dict[str, str] = {}
+    for source in sorted(specs):
+        spec = specs[source]
+        if spec.name in seen:
+            how = "" if spec._name_written else f" (the default for phase {spec.phase})"
+            return spec.error_at_name(f"spec name '{spec.name}'{how} is already used by {seen[spec.name]}; "
+                                      f"give one of them another `name:`")
+        seen[spec.name] = source
+    return None

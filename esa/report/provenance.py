@@ -62,6 +62,15 @@ def amended_criteria(grades: Mapping[str, Any]) -> dict[str, str]:
     return dict(((grades.get("lock") or {}).get("changes") or {}).get("criteria") or {})
 
 
+def spec_file(root: Path, name: str, grades: Mapping[str, Any] | None) -> str:
+    """The spec a page of spec ``name`` shows, relative to the project: the file grades.json was graded from when
+    it still exists (a spec may live anywhere, e.g. specs/hub/), else specs/<name>.yaml."""
+    graded = (grades or {}).get("spec")
+    if isinstance(graded, str) and graded and (Path(root) / graded).is_file():
+        return graded
+    return f"specs/{name}.yaml"
+
+
 def spec_block(spec_path: Path, graded_sha256: str | None) -> str:
     """The spec file as it is now, with a warning when it is not the text that was graded."""
     if not spec_path.is_file():

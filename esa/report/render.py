@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from esa.report.charts import status_colors
+from esa.report.parameters import injection_index, is_injected, parameters_cell, quarto_args
 from esa.report.svg import clean_svg, strip_namespaces  # noqa: F401  (part of this module's API)
 
 # Read by report pages: where the project is, and how links from the HTML reach it.
@@ -62,12 +63,14 @@ def render_qmd(
     use_quarto: bool = True,
     timeout: int = 3600,
     before_body: str = "",
+    params: Mapping[str, Any] | None = None,
 ) -> Path:
     """Render `qmd` (cells run with cwd = project_root) to one self-contained HTML file; return its path.
 
     use_quarto: use Quarto when it is on PATH; False forces the offline fallback.
     timeout: seconds allowed per cell in the fallback.
     before_body: HTML put at the top of the page body by the fallback (the site's navigation bar).
+    params: values overriding the page's `parameters` cell (`quarto render -P name:value`).
     """
     qmd, project_root = Path(qmd).resolve(), Path(project_root).resolve()
     out_html = Path(out_html or default_output(qmd)).resolve()
@@ -75,9 +78,9 @@ def render_qmd(
     env = page_env(project_root, out_html.parent)
     quarto = shutil.which("quarto") if use_quarto else None
     if quarto:
-        html = _render_quarto(quarto, qmd, project_root, env)
+        html = _render_quarto(quarto, qmd, project_root, env, params)
     else:
-        html = _render_fallback(qmd, project_root, env, timeout, before_body)
+        html = _render_fallback(qmd, project_root, env, timeout, before_body, params)
     html = strip_namespaces(html)
     refs = external_refs(html)
     if refs and quarto:
@@ -102,8 +105,9 @@ def external_refs(html: str) -> list[str]:
 # --- Quarto ----------------------------------------------------------------------------------
 
 
-def _render_quarto(quarto: str, qmd: Path, project_root: Path, env: Mapping[str, str]) -> str:
-    cmd = [quarto, "render", str(qmd), "--to", "html", "--execute-dir", str(project_root)]
+def _render_quarto(quarto: str, qmd: Path, project_root: Path, env: Mapping[str, str],
+                   params: Mapping[str, Any] | None = None) -> str:
+    cmd = [quarto, "render", str(qmd), "--to", "html", "--execute-dir", str(project_root), *quarto_args(params)]
     proc = subprocess.run(cmd, cwd=qmd.parent, env=dict(env), capture_output=True, text=True)
     if proc.returncode != 0:
         raise ReportError(f"quarto render {qmd.name} failed:\n{proc.stderr[-4000:]}")
@@ -122,7 +126,7 @@ def front_matter(text: str) -> dict[str, Any]:
 
 
 def _render_fallback(qmd: Path, project_root: Path, env: Mapping[str, str], timeout: int,
-                     before_body: str = "") -> str:
+                     before_body: str = "", params: Mapping[str, Any] | None = None) -> str:
     text = qmd.read_text(encoding="utf-8")
     meta = front_matter(text)
     nb = jupytext.reads(text, fmt="Rmd")
@@ -131,6 +135,13 @@ def _render_fallback(qmd: Path, project_root: Path, env: Mapping[str, str], time
 
     doc_opts = {**_QUARTO_DEFAULTS, **_quarto_execute_options(meta)}
     options = [_cell_options(c.source, doc_opts) if c.cell_type == "code" else {} for c in nb.cells]
+    if params:
+        at = injection_index(nb.cells, options)
+        try:
+            nb.cells.insert(at, parameters_cell(params))
+        except ValueError as exc:
+            raise ReportError(f"{qmd.name}: {exc}") from None
+        options.insert(at, _cell_options(nb.cells[at].source, doc_opts))
     for cell, opts in zip(nb.cells, options):
         if cell.cell_type != "code":
             continue
@@ -179,9 +190,10 @@ def _execute(
     timeout: int,
     kernel: str,
 ) -> None:
-    code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    # The page's own cells, numbered as its chunks are (an injected parameters cell has no chunk).
+    code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and not is_injected(c)]
     chunk_lines = [text.count("\n", 0, m.start()) + 1 for m in _CHUNK.finditer(text)]
-    n_run = sum(1 for i in code_cells if nb.cells[i].source.strip())
+    n_run = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
     current: dict[str, int] = {"index": -1}
 
     def on_start(cell: Any, cell_index: int) -> None:

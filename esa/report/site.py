@@ -1,7 +1,8 @@
 """Render the whole lab notebook (reports/_quarto.yml) to reports/_site/, one self-contained page each.
 
 With `quarto` on PATH the project is rendered by Quarto; otherwise every page listed in `_quarto.yml` goes
-through the offline fallback of render.py, with the same navigation bar the Quarto website would have.
+through the offline fallback of render.py, with the same navigation bar the Quarto website would have. Each graded
+spec not named phase<N> adds a variant page (variants.py): its phase's page rendered with SPEC set to its name.
 """
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ from __future__ import annotations
 import html
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from esa.report.parameters import quarto_args
 from esa.report.render import ReportError, external_refs, page_env, render_qmd, strip_namespaces
+from esa.report.variants import Variant, find_variants
 
 CONFIG = "_quarto.yml"
 
@@ -44,6 +47,12 @@ def read_config(reports_dir: Path) -> SiteConfig:
                       output_dir=str(project.get("output-dir") or "_site"))
 
 
+def with_variants(config: SiteConfig, project_root: Path) -> tuple[SiteConfig, list[Variant]]:
+    """The site's config with a navigation entry per variant page (after the configured ones), and the variants."""
+    variants = find_variants(project_root, config.pages)
+    return replace(config, nav=[*config.nav, *((v.qmd, v.name) for v in variants)]), variants
+
+
 def html_name(qmd: str) -> str:
     return f"{Path(qmd).stem}.html"
 
@@ -60,13 +69,17 @@ def nav_bar(config: SiteConfig, current: str) -> str:
 def render_site(reports_dir: Path, project_root: Path, *, use_quarto: bool = True) -> list[Path]:
     """Render every page of the site; return the HTML files, checked to need no network."""
     reports_dir, project_root = reports_dir.resolve(), project_root.resolve()
-    config = read_config(reports_dir)
+    config, variants = with_variants(read_config(reports_dir), project_root)
     out_dir = reports_dir / config.output_dir
     quarto = shutil.which("quarto") if use_quarto else None
     if quarto:
-        return _render_quarto_site(quarto, reports_dir, project_root, out_dir, config)
-    return [render_qmd(reports_dir / page, out_dir / html_name(page), project_root=project_root, use_quarto=False,
-                       before_body=nav_bar(config, page)) for page in config.pages]
+        pages = _render_quarto_site(quarto, reports_dir, project_root, out_dir, config)
+        return pages + [_render_quarto_variant(quarto, reports_dir, project_root, out_dir, v) for v in variants]
+    pages = [render_qmd(reports_dir / page, out_dir / html_name(page), project_root=project_root, use_quarto=False,
+                        before_body=nav_bar(config, page)) for page in config.pages]
+    return pages + [render_qmd(reports_dir / v.page, out_dir / html_name(v.qmd), project_root=project_root,
+                               use_quarto=False, before_body=nav_bar(config, v.qmd), params=v.params)
+                    for v in variants]
 
 
 def _render_quarto_site(quarto: str, reports_dir: Path, project_root: Path, out_dir: Path,
@@ -76,13 +89,31 @@ def _render_quarto_site(quarto: str, reports_dir: Path, project_root: Path, out_
     proc = subprocess.run(cmd, cwd=reports_dir, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise ReportError(f"quarto render {reports_dir} failed:\n{proc.stderr[-4000:]}")
-    pages = []
-    for page in config.pages:
-        path = out_dir / html_name(page)
-        text = strip_namespaces(path.read_text(encoding="utf-8"))
-        refs = external_refs(text)
-        if refs:
-            raise ReportError(f"{path.name}: output would not work offline; external references: {refs[:5]}")
-        path.write_text(text, encoding="utf-8")
-        pages.append(path)
-    return pages
+    return [_checked(out_dir / html_name(page)) for page in config.pages]
+
+
+def _render_quarto_variant(quarto: str, reports_dir: Path, project_root: Path, out_dir: Path,
+                           variant: Variant) -> Path:
+    """`quarto render phaseN.qmd -P SPEC:<name> --output <name>.html`. Kept minimal (no Quarto where the tests run):
+    Quarto's navbar comes from _quarto.yml, so it does not list variant pages as the offline site does."""
+    name = html_name(variant.qmd)
+    cmd = [quarto, "render", variant.page, *quarto_args(variant.params), "--output", name,
+           "--execute-dir", str(project_root)]
+    proc = subprocess.run(cmd, cwd=reports_dir, env=page_env(project_root, out_dir), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ReportError(f"quarto render {variant.page} -P SPEC:{variant.name} failed:\n{proc.stderr[-4000:]}")
+    path = out_dir / name
+    if not path.exists() and (reports_dir / name).exists():  # --output outside a project render lands beside it
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.move(reports_dir / name, path)
+    return _checked(path)
+
+
+def _checked(path: Path) -> Path:
+    """A page Quarto wrote, with XML namespaces stripped, refused when it would need the network."""
+    text = strip_namespaces(path.read_text(encoding="utf-8"))
+    refs = external_refs(text)
+    if refs:
+        raise ReportError(f"{path.name}: output would not work offline; external references: {refs[:5]}")
+    path.write_text(text, encoding="utf-8")
+    return path

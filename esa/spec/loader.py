@@ -45,6 +45,7 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecErrors(_located(exc, document, origin, file, where)) from None
     spec._source, spec._sweep_members = file, sweep_members
     spec._where, spec._origin = where, origin
+    spec._name_written = raw.get("name") is not None
     spec._sha256 = hashlib.sha256(text.encode()).hexdigest()
     problems = _cross_check(spec, origin)
     if problems:

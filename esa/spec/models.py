@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from esa.spec.criteria import Criterion, Ident
 from esa.spec.runs import Run
+
+PHASE_NAME = re.compile(r"phase[0-9]+")
+# Folders under results/ that belong to no spec.
+RESERVED_NAMES = {"baselines": "the shared unperturbed evaluations of perturb runs"}
 
 
 class Hypothesis(BaseModel):
@@ -31,6 +36,9 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     phase: int = Field(ge=1, le=5)
+    name: Ident | None = Field(None, description=(
+        "names the spec's results (results/<name>/), stages (grade.<name>) and params; default phase<N>. "
+        "Set it to keep several specs of one phase apart, e.g. real-phase1"))
     title: str = Field(min_length=1)
     description: str = ""
     hypotheses: list[Hypothesis] = Field(min_length=1)
@@ -45,6 +53,27 @@ class Spec(BaseModel):
     _sweep_members: dict[str, list[str]] = PrivateAttr(default_factory=dict)
     _where: Any = PrivateAttr(None)  # source path -> (line, col)
     _origin: dict = PrivateAttr(default_factory=dict)  # (run index, field) -> source path
+    _name_written: bool = PrivateAttr(False)  # False: the name is the default phase<N>
+
+    @model_validator(mode="after")
+    def _default_name(self):
+        if self.name is None:
+            self.name = f"phase{self.phase}"
+        elif PHASE_NAME.fullmatch(self.name) and self.name != f"phase{self.phase}":
+            # The phaseN pages and `esa log --phase N` read results/phaseN as phase N's.
+            raise ValueError(f"name '{self.name}' is the default name of phase-{self.name[5:]} specs; "
+                             f"this is a phase-{self.phase} spec")
+        elif self.name in RESERVED_NAMES:
+            raise ValueError(f"name '{self.name}' is reserved: results/{self.name}/ holds {RESERVED_NAMES[self.name]}")
+        return self
+
+    def error_at_name(self, message: str):
+        """A located error about the spec's name: at its `name:` key, or at `phase:` when the name is the default."""
+        from esa.spec.errors import SpecError
+
+        key = "name" if self._name_written else "phase"
+        line, col = self._where((key,)) if self._where else (1, 1)
+        return SpecError(self._source, line, col, ("name",), message)
 
     def error_at_run(self, run_id: str, field: str | None, message: str):
         """A located error about one run's field, for checks made after loading (e.g. across specs)."""
@@ -54,10 +83,6 @@ class Spec(BaseModel):
         path = self._origin.get((index, field), self._origin.get((index, None), ("runs", index)))
         line, col = self._where(path) if self._where else (1, 1)
         return SpecError(self._source, line, col, tuple(path), message)
-
-    @property
-    def name(self) -> str:
-        return f"phase{self.phase}"
 
     @property
     def source(self) -> str:

@@ -1,18 +1,16 @@
-import os
 import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import yaml
 
+from golden_files import check_golden
+
 from esa.compile.compiler import PlanError, compile_specs, resolve_sources
 from esa.compile.plan import Plan, StageNode
-
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-UPDATE = os.environ.get("ESA_UPDATE_GOLDEN") == "1"
+from esa.spec import SpecErrors
 
 SPEC_A = textwrap.dedent("""\
     phase: 1
@@ -35,13 +33,6 @@ def project(tmp_path, repo_root):
     (tmp_path / "specs/a.yaml").write_text(SPEC_A)
     (tmp_path / "specs/b.yaml").write_text(SPEC_B)
     return tmp_path
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if UPDATE:
-        path.write_text(text)
-    assert text == path.read_text(), f"{name} changed; rerun with ESA_UPDATE_GOLDEN=1 if intended"
 
 
 def test_phase1_golden(repo_root):
@@ -116,10 +107,13 @@ def test_cli_check_exit_codes(project):
     assert proc.returncode == 1 and "params.yaml" in proc.stderr
 
 
-def test_same_phase_twice_is_an_error(project):
+def test_same_spec_name_twice_is_an_error(project):
     (project / "specs/c.yaml").write_text(SPEC_A)
-    with pytest.raises(PlanError, match="phase 1 is already compiled"):
+    with pytest.raises(SpecErrors, match="spec name 'phase1' .* is already used by specs/a.yaml"):
         compile_specs(["specs/a.yaml", "specs/c.yaml"], project)
+    (project / "specs/c.yaml").write_text(SPEC_A.replace("phase: 1\n", "phase: 1\nname: other\n"))
+    stages = yaml.safe_load(compile_specs(["specs/a.yaml", "specs/c.yaml"], project).dvc_yaml)["stages"]
+    assert {"grade.phase1", "grade.other"} <= set(stages)
 
 
 def test_plan_rejects_cycles_conflicts_and_dangling_deps(tmp_path):
