@@ -16,6 +16,7 @@ from test_grade_phase3 import Project, one_run
 from esa.grading import known_answer_criteria  # importing it registers the evaluators
 from esa.grading.criteria import EVALUATORS, GradeContext
 from esa.grading.perturb_analysis import analyze_perturb_runs
+from esa.report import tables_phase3_known as known
 
 RUN = "{id: a, kind: perturb, perturbation: zero, controls: [random_k]}"
 SUPER = {"tensor": "model.layers.2.mlp.down_proj.weight", "layer": 2, "component": "mlp_down", "expert": None,
@@ -75,6 +76,9 @@ def test_ppl_factor_names_the_super_weight_the_run_zeroed(tmp_path):
     assert ("super set (zero): seeds 1, 2, 3: layer 2 model.layers.2.mlp.down_proj.weight [row 7, col 3] = -1.53125 "
             "(score 812.5)") in grade.reason, grade.reason
     assert any(path.endswith("/a/seed2/summary.json") for path in grade.evidence)
+    frame = known.super_weights_frame(project.analysis, known.known_answer_runs(project.spec))
+    assert frame.to_dict("records") == [{"run": "a", "seeds": "1, 2, 3", "layer": "2", "matrix": SUPER["tensor"],
+                                         "row": "7", "col": "3", "original value": "-1.53125", "score": "812.5"}]
 
 
 def test_a_larger_super_set_is_named_in_part_and_counted(tmp_path):
