@@ -6,9 +6,10 @@
 
 For every level and target (super, random_k, random_matched, bottom_k): apply in place (only touched elements
 are saved), evaluate per window, restore, and prove the restore by checksum. Writes conditions.parquet (one row
-per condition and window), summary.json (ΔPPL per condition; DVC metrics) and manifest.json. Each condition
-records how many weights grew, shrank or kept their magnitude. A condition that produces NaN/inf is recorded as
-diverged, never a crash. The windows are the baseline's: the same seed and the same document-disjoint fold.
+per condition and window), summary.json (ΔPPL per condition and the super weights with their original values;
+DVC metrics) and manifest.json. Each condition records how many weights grew, shrank or kept their magnitude. A
+condition that produces NaN/inf is recorded as diverged, never a crash. The windows are the baseline's: the same
+seed and the same document-disjoint fold.
 
 Each target's draws (noise, random bits, the flipped fraction) come from one seed per (run seed, target), the
 same at every level: a dose series then scales one draw (common random numbers), so its trend is about the dose.
@@ -31,6 +32,7 @@ REQUIRED = ("model", "data", "perturbation", "levels", "controls", "scores", "co
 TARGET_STREAM = {"super": 0, "random_k": 1, "bottom_k": 2, "random_matched": 3}
 check_implemented("perturbation targets", TARGET_STREAM, TARGETS)
 MAGNITUDE = ("n_grew", "n_shrank", "n_unchanged")
+SUPER_RECORDED = 32  # summary.json names this many super weights at most (n_super counts them all)
 
 
 def condition_seed(seed: int, target: str) -> int:
@@ -79,6 +81,24 @@ def selections(params: dict, scores_dir: Path, model, seed: int) -> dict:
     return chosen
 
 
+def super_weights(super_df, named: dict) -> list[dict]:
+    """The super weights the run perturbs, highest score first (at most SUPER_RECORDED): where each sits and its
+    value before any condition, so a grade can name the weight it is about."""
+    import pandas as pd
+
+    def whole(value):  # layer and expert are NA where there is none (an embedding, a dense matrix)
+        return None if pd.isna(value) else int(value)
+
+    top = super_df.sort_values(["score", "tensor", "flat_index"], ascending=[False, True, True], kind="stable")
+    out = []
+    for row in top.head(SUPER_RECORDED).to_dict("records"):
+        value = named[row["tensor"]].detach().reshape(-1)[int(row["flat_index"])]
+        out.append({"tensor": row["tensor"], "layer": whole(row["layer"]), "component": row["component"],
+                    "expert": whole(row["expert"]), "row": int(row["row"]), "col": int(row["col"]),
+                    "flat_index": int(row["flat_index"]), "score": float(row["score"]), "value": float(value)})
+    return out
+
+
 def matched_summary(chosen: dict) -> dict | None:
     """How the magnitude-matched control matched: weights at the super weight's own exponent and at neighbours."""
     frame = chosen.get("random_matched")
@@ -113,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     from esa.engine.data.corpus import load_split
     from esa.engine.evaluation.evaluate import evaluate_windows, prepare_windows
     from esa.engine.models.loading import load_model, quiet_hub_progress, resolve_device
-    from esa.engine.perturbation.apply import checksum, params_from_spec, perturbed
+    from esa.engine.perturbation.apply import checksum, parameters, params_from_spec, perturbed
 
     quiet_hub_progress()
     torch.manual_seed(args.seed)
@@ -129,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = selections(params, args.scores, model, args.seed)
     except ValueError as exc:  # e.g. k beyond the stored top-k, or a matrix without enough control candidates
         return bad_input("perturb", exc)
+    recorded = super_weights(chosen["super"], parameters(model))  # read before any condition touches them
     with Manifest(args.out, params=params, spec=args.spec, stage="perturb") as manifest:
         # The baseline's fold of the document-disjoint evaluation pool, so the window ids match it exactly.
         prepared = prepare_windows(tokenizer, docs, context=int(params["context"]), stride=int(params["stride"]),
@@ -169,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         pd.concat(frames, ignore_index=True).to_parquet(args.out / "conditions.parquet", index=False)
         write_json(args.out / "summary.json", {"seed": args.seed, "baseline_ppl": ppl(baseline),
-                                               "conditions": summary})
+                                               "conditions": summary, "n_super": len(chosen["super"]),
+                                               "super_weights": recorded})
         for name, seconds in timings.items():
             manifest.time(name, seconds)
         manifest.set(seed=args.seed, device=str(device), n_conditions=len(summary),

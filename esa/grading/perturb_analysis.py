@@ -1,13 +1,14 @@
 """Phase-3 analyses: paired statistics of every perturbation condition against the shared baseline.
 
 Unit of analysis: the evaluation document. Every condition of a run is evaluated on the baseline's windows, so one
-cluster bootstrap of the run's documents serves every seed, level and target (ratios, differences, mean effects,
-dose-response ρ), and paired tests run on per-document ΔNLL. Computed once by the grade stage, written for the
-report (analysis.json, conditions.parquet), read by the graders.
+cluster bootstrap of the run's documents serves every seed, level and target (ratios, differences, PPL factors,
+mean effects, dose-response ρ), and paired tests run on per-document ΔNLL. Computed once by the grade stage,
+written for the report (analysis.json, conditions.parquet), read by the graders.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -77,13 +78,27 @@ def _row(al: Aligned, data: RunData, key: tuple, table: pd.DataFrame, base: tupl
     seed, level, target = key
     nll = al.nll[_name(*key)]
     diverged = not np.isfinite(nll).all()
-    data.deltas[key] = data.boot.ppl(nll) - base[1]
+    resampled = data.boot.ppl(nll)  # the same document draws as the baseline's: a paired ΔPPL and PPL factor
+    data.deltas[key] = resampled - base[1]
     lo, hi = percentile_ci(data.deltas[key])
+    f_lo, f_hi = percentile_ci(resampled / base[1])
     p = math.inf if diverged else ppl(table)
     return {"seed": seed, "level": level, "target": target, "ppl": p, "delta_ppl": p - base[0],
-            "delta_ci_low": lo, "delta_ci_high": hi, "status": "diverged" if diverged else "ok",
+            "delta_ci_low": lo, "delta_ci_high": hi, "ppl_factor": p / base[0], "factor_ci_low": f_lo,
+            "factor_ci_high": f_hi, "status": "diverged" if diverged else "ok",
             "n_windows": len(table), "n_docs": al.n_docs, "n_nonfinite_windows": int((~np.isfinite(nll)).sum()),
             "n_touched": _first(table, "n_touched"), **{c: _first(table, c) for c in COUNT_COLUMNS if c in table}}
+
+
+def _super_weights(spec: Spec, run, root: Path) -> list[dict]:
+    """Per seed, the super weights its stage perturbed and their original values (its summary.json)."""
+    out = []
+    for seed in run.seeds:
+        path = root / f"results/{spec.name}/{run.id}/seed{seed}/summary.json"
+        summary = json.loads(path.read_text()) if path.exists() else {}
+        if "super_weights" in summary:
+            out.append({"seed": seed, "n_super": summary.get("n_super"), "weights": summary["super_weights"]})
+    return out
 
 
 def _effects(rows: list[dict], data: RunData, levels: list[float]) -> list[dict]:
@@ -135,7 +150,8 @@ def analyze_run(spec: Spec, run, root: Path, n_boot: int = N_BOOT) -> tuple[dict
               "perturbation": run.perturbation, "seeds": list(run.seeds), "n_docs": al.n_docs,
               "n_windows": len(al.tokens), "clustered": al.clustered, "unit": "document" if al.clustered else
               f"window ({NO_DOCS})", "baseline": f"{run.baseline_dir()}/sequences.parquet",
-              "eval_fold": getattr(run, "eval_fold", 0), "eval_folds": getattr(run, "eval_folds", 1),
+              "super_weights": _super_weights(spec, run, root), "eval_fold": getattr(run, "eval_fold", 0),
+              "eval_folds": getattr(run, "eval_folds", 1),
               "bootstrap": {"n_boot": n_boot, "seed": boot_seed, "method": boot_method(al.clustered)}}
     if len(levels) > 1:
         result["dose"] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from esa.compile.code_deps import code_deps
 from esa.compile.plan import Plan, PlanError, StageNode
 from esa.compile.shared import add_corpus, add_model, results_dir
-from esa.grading import perturb_criteria
+from esa.grading import known_answer_criteria, perturb_criteria  # noqa: F401  (both register evaluators)
 from esa.grading.perturb_analysis import analyze_perturb_runs
 from esa.kinds.base import RunKind
 from esa.spec import Spec

@@ -215,6 +215,29 @@ class MinEffect(_PerturbCriterion):
     threshold: float = 0.1
 
 
+class PplFactor(_PerturbCriterion):
+    """PPL(target) / PPL(unperturbed baseline) on the same windows, e.g. "zeroing the super weight at least doubles
+    PPL"; a CI resampling evaluation documents (both PPLs on each resample); value = median over seeds, CI = the
+    envelope of the seeds' CIs. A diverged model is the largest possible factor."""
+
+    kind: Literal["ppl_factor"]
+    target: Target = "super"
+    comparator: Comparator = ">="
+    threshold: float = 2.0
+
+
+class NegligibleEffect(_PerturbCriterion):
+    """|PPL(target) / PPL(baseline) − 1|, e.g. "zeroing as many random weights changes PPL by < 1%", with a CI
+    resampling evaluation documents: passes only when every seed's CI of the relative change lies inside
+    (−threshold, threshold), fails when every seed's lies wholly outside; value = median over seeds. A diverged
+    model is the largest possible change."""
+
+    kind: Literal["negligible_effect"]
+    target: Target = "random_k"
+    comparator: Literal["<", "<="] = "<"
+    threshold: float = Field(0.01, gt=0)
+
+
 class Repeatability(_CriterionBase):
     """The same perturbation measured again on disjoint evaluation documents (the repeat run uses another
     ``eval_fold``): |ΔPPL_a − ΔPPL_b| / mean(ΔPPL_a, ΔPPL_b) of the super set, mean over shared seeds, CI from
@@ -244,13 +267,15 @@ class Determinism(_CriterionBase):
 
 
 CRITERION_MODELS = (SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, TailRatio, Hotspot,
-                    AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, Repeatability, Determinism)
+                    AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, PplFactor, NegligibleEffect,
+                    Repeatability, Determinism)
 # kind → model (each model's `kind` literal), e.g. CRITERIA["ratio"] is Ratio.
 CRITERIA: dict[str, type[_CriterionBase]] = {model.model_fields["kind"].annotation.__args__[0]: model
                                              for model in CRITERION_MODELS}
 
 Criterion = Annotated[
     Union[SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, TailRatio, Hotspot,
-          AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, Repeatability, Determinism],
+          AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, PplFactor, NegligibleEffect,
+          Repeatability, Determinism],
     Field(discriminator="kind"),
 ]

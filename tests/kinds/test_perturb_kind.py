@@ -86,6 +86,22 @@ def test_every_control_is_the_size_of_the_super_set(kinds_project, perturbed):
     assert manifest["status"] == "ok"
 
 
+def test_summary_names_the_super_weights_with_their_original_values(kinds_project, perturbed, ref_xs):
+    from esa.engine.models.loading import load_model
+
+    summary = json.loads((perturbed[0] / "summary.json").read_text())
+    topk = pd.read_parquet(kinds_project.root / "results/phase2/sc/seed1/topk.parquet")
+    chosen = super_set(topk, K, metric="grad_x_weight", mode="per_layer").set_index(["tensor", "flat_index"])
+    recorded = summary["super_weights"]
+    assert summary["n_super"] == len(chosen) and len(recorded) == min(32, len(chosen))
+    assert [w["score"] for w in recorded] == sorted(chosen["score"], reverse=True)[:len(recorded)]
+    model, _ = load_model(str(ref_xs))
+    for w in recorded:
+        row = chosen.loc[(w["tensor"], w["flat_index"])]
+        assert (w["layer"], w["row"], w["col"], w["score"]) == (row["layer"], row["row"], row["col"], row["score"])
+        assert w["value"] == model.get_parameter(w["tensor"]).reshape(-1)[w["flat_index"]].item()
+
+
 def test_compile_pairs_each_seed_with_its_scoring_seed_and_the_shared_baseline(kinds_project):
     stages = kinds_project.stages
     perturb = sorted(n for n in stages if n.startswith("perturb."))
@@ -109,7 +125,8 @@ def test_compile_pairs_each_seed_with_its_scoring_seed_and_the_shared_baseline(k
     assert {k: base[k] for k in ("context", "stride", "max_windows", "folds", "fold")} == \
         {k: params[k] for k in ("context", "stride", "max_windows", "folds", "fold")}
     grade_deps = set(stages["grade.phase3"]["deps"])
-    assert {f"{BASELINE}/sequences.parquet", "results/phase3/flip/seed1/conditions.parquet"} <= grade_deps
+    assert {f"{BASELINE}/sequences.parquet", "results/phase3/flip/seed1/conditions.parquet",
+            "results/phase3/flip/seed1/summary.json"} <= grade_deps  # summary.json names the super weights
 
 
 @pytest.mark.parametrize("criterion", CRITERIA_BY_RUN_KIND["perturb"])
