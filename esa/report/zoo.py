@@ -115,6 +115,20 @@ def instruct_table(cards: list[dict]) -> str | None:
     return df_to_html(pd.DataFrame(rows)) if rows else None
 
 
+def packaged_note(cards: list[dict]) -> str | None:
+    """Where each packaged model came from: package and version, the GGUF file's sha256 and its quantization."""
+    lines = []
+    for card in cards:
+        m = card["manifest"]
+        if not m.get("gguf_sha256"):
+            continue
+        lines.append(f"- **{card['name']}**: `{m.get('gguf_file')}` from {m.get('package')} {m.get('package_version')} "
+                     f"(sha256 `{m['gguf_sha256'][:16]}…`, {m.get('gguf_bytes', 0) / 1e6:.0f} MB, file type "
+                     f"{m.get('gguf_file_type')}), {m.get('weights', 'converted')} with gguf {m.get('gguf_version')}. "
+                     "Its numbers describe this dequantized model, not the original checkpoint.")
+    return "\n".join(lines) if lines else None
+
+
 def curves_frame(cards: list[dict]) -> pd.DataFrame:
     rows = []
     for card in cards:

@@ -59,3 +59,16 @@ def test_table_curves_and_instruct_comparison(tmp_path):
 def test_no_model_folders_no_curves_no_instruct(tmp_path):
     cards = zoo.model_cards(tmp_path, {"runs": [{"run": "r", "model": "org/m", "protocol": "smoke"}]})
     assert zoo.curves_chart(cards) is None and zoo.instruct_table(cards) is None
+
+
+def test_packaged_models_state_their_provenance(tmp_path):
+    _model(tmp_path, "real", {"architecture": "llama", "n_params": 134_515_008, "gguf_sha256": "ab" * 32,
+                              "gguf_file": "m.Q4_1.gguf", "gguf_bytes": 98_362_432, "gguf_file_type": "MOSTLY_Q4_1",
+                              "package": "llm-x", "package_version": "0.1.2", "gguf_version": "0.19.0",
+                              "weights": "dequantized from MOSTLY_Q4_1 to float32"}, {})
+    cards = zoo.model_cards(tmp_path, {"runs": [{"run": "r", "model": "real", "protocol": "compact"}]})
+    assert zoo.zoo_frame(cards).iloc[0]["kind"] == "packaged llama, from MOSTLY_Q4_1"
+    note = zoo.packaged_note(cards)
+    assert "llm-x 0.1.2" in note and "abababababababab" in note and "98 MB" in note
+    assert "dequantized from MOSTLY_Q4_1 to float32" in note
+    assert zoo.packaged_note(zoo.model_cards(tmp_path, _project(tmp_path))) is None
