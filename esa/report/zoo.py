@@ -20,7 +20,8 @@ from esa.report.tables import DASH, df_to_html, fmt
 ZOO_NOTE = (
     "PPL is measured on the evaluation split (mean over seeds of the first run of each model); training loss and "
     "the calibration loss come from the model's training log. The ladder shares one tokenizer, one corpus and one "
-    "recipe at a fixed token budget; the MoE's active parameters count the experts one token passes through."
+    "recipe at a fixed token budget; the MoE's active parameters count the experts one token passes through. Train "
+    "time is the wall time of the build that produced the model, which depends on what else the machine ran."
 )
 INSTRUCT_NOTE = (
     "Base and instruct share architecture, tokenizer and pre-training. Response loss is the NLL per response token "

@@ -86,7 +86,7 @@ def test_every_control_is_the_size_of_the_super_set(kinds_project, perturbed):
     assert manifest["status"] == "ok"
 
 
-def test_summary_names_the_super_weights_with_their_original_values(kinds_project, perturbed, ref_xs):
+def test_summary_names_the_super_weights_with_their_original_values(kinds_project, perturbed, ref_tiny):
     from esa.engine.models.loading import load_model
 
     summary = json.loads((perturbed[0] / "summary.json").read_text())
@@ -95,7 +95,7 @@ def test_summary_names_the_super_weights_with_their_original_values(kinds_projec
     recorded = summary["super_weights"]
     assert summary["n_super"] == len(chosen) and len(recorded) == min(32, len(chosen))
     assert [w["score"] for w in recorded] == sorted(chosen["score"], reverse=True)[:len(recorded)]
-    model, _ = load_model(str(ref_xs))
+    model, _ = load_model(str(ref_tiny))
     for w in recorded:
         row = chosen.loc[(w["tensor"], w["flat_index"])]
         assert (w["layer"], w["row"], w["col"], w["score"]) == (row["layer"], row["row"], row["col"], row["score"])
