@@ -1,55 +1,18 @@
 """`esa compare`: criteria as rows and revisions/experiments as columns, from real `dvc exp show --json` output."""
 
-import subprocess
-import sys
-import textwrap
-
 import pytest
 from click.testing import CliRunner
+from dvc_project import make_project
 from system_tools import needs_git
 
 from esa.cli import main
 from esa.notebook.compare import CompareError, compare, comparison_markdown
-from esa.notebook.history import RunRecord, dvc_executable
-
-STAGE = textwrap.dedent("""\
-    import json, os, yaml
-    x = yaml.safe_load(open("params.yaml"))["p"]["x"]
-    os.makedirs("results/s", exist_ok=True)
-    grades = {"criteria": {"cv": {"reason": "long text DVC would show as a column", "status": "?"}},
-              "criteria_values": {"cv": {"value": x / 10, "status_code": 1 if x < 5 else -1, "ci_low": x / 20},
-                                  "fin": {"value": 1.0, "status_code": 1}}}
-    json.dump(grades, open("results/s/grades.json", "w"))
-    """)
-
-
-def sh(cwd, *args):
-    subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True)
+from esa.notebook.history import RunRecord
 
 
 @pytest.fixture
 def dvc_repo(tmp_path, monkeypatch):
-    """A git + DVC project whose grade stage wrote x/10; an experiment then set x to 7."""
-    dvc = dvc_executable()
-    sh(tmp_path, "git", "init", "-q")
-    sh(tmp_path, "git", "config", "user.email", "t@example.org")
-    sh(tmp_path, "git", "config", "user.name", "t")
-    sh(tmp_path, dvc, "init", "-q")
-    (tmp_path / "grade.py").write_text(STAGE)
-    (tmp_path / "params.yaml").write_text("p:\n  x: 1\n")
-    (tmp_path / "dvc.yaml").write_text(textwrap.dedent(f"""\
-        stages:
-          grade.s:
-            cmd: {sys.executable} grade.py
-            deps: [grade.py]
-            params: [p.x]
-            metrics: [results/s/grades.json]
-        """))
-    sh(tmp_path, dvc, "repro", "-q")
-    sh(tmp_path, "git", "add", "-A")
-    sh(tmp_path, "git", "commit", "-qm", "baseline")
-    sh(tmp_path, dvc, "exp", "run", "-q", "-S", "p.x=7", "-n", "bigger")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(make_project(tmp_path))
     return tmp_path
 
 
@@ -65,8 +28,10 @@ def test_compare_reads_dvc_exp_show_json(dvc_repo):
     assert "workspace: same grades as bigger" in result.output  # `dvc exp run` left its results in the workspace
     assert "bigger (from " in result.output and "p.x=7" in result.output
 
+    assert "| t    | ok  " in result.output  # a spec the experiment left alone is still compared
+
     changed = CliRunner().invoke(main, ["compare", "--only-changed"])
-    assert "| cv " in changed.output and "| fin " not in changed.output
+    assert "| cv " in changed.output and "| fin " not in changed.output and "| ok " not in changed.output
 
 
 @needs_git
