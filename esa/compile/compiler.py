@@ -7,6 +7,7 @@ from pathlib import Path
 
 from esa.compile.emit import dvc_yaml_text, params_yaml_text, read_sources
 from esa.compile.spec_stages import add_spec
+from esa.compile.staleness import same_content
 from esa.notebook.lock import lock_path
 from esa.compile.plan import Plan, PlanError
 from esa.compile.references import check_references, referenced_specs
@@ -27,10 +28,11 @@ class CompileResult:
         (root / "params.yaml").write_text(self.params_yaml)
 
     def stale_files(self, root: Path) -> list[str]:
+        """Generated files whose values or source specs differ from this result (DVC's rewrites are not changes)."""
         stale = []
         for name, text in (("dvc.yaml", self.dvc_yaml), ("params.yaml", self.params_yaml)):
             path = root / name
-            if not path.exists() or path.read_text() != text:
+            if not path.exists() or not same_content(text, path.read_text()):
                 stale.append(name)
         return stale
 
