@@ -30,6 +30,8 @@ def compile_command(specs: tuple[str, ...], check: bool, fresh: bool) -> None:
         if not Path(spec).exists():
             raise EsaUsageError(f"{spec}: no such spec file")
     result = compile_specs(resolve_sources(list(specs), root, fresh=fresh), root)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if check:
         stale = result.stale_files(root)
         if stale:

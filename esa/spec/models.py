@@ -54,6 +54,7 @@ class Spec(BaseModel):
     _where: Any = PrivateAttr(None)  # source path -> (line, col)
     _origin: dict = PrivateAttr(default_factory=dict)  # (run index, field) -> source path
     _name_written: bool = PrivateAttr(False)  # False: the name is the default phase<N>
+    _warnings: list = PrivateAttr(default_factory=list)  # set by the compiler: settings the grader ignores
 
     @model_validator(mode="after")
     def _default_name(self):
@@ -75,6 +76,13 @@ class Spec(BaseModel):
         line, col = self._where((key,)) if self._where else (1, 1)
         return SpecError(self._source, line, col, ("name",), message)
 
+    def error_at(self, path: tuple, message: str):
+        """A located error about a source path (e.g. ('criteria', 2, 'k')), for checks made after loading."""
+        from esa.spec.errors import SpecError
+
+        line, col = self._where(path) if self._where else (1, 1)
+        return SpecError(self._source, line, col, tuple(path), message)
+
     def error_at_run(self, run_id: str, field: str | None, message: str):
         """A located error about one run's field, for checks made after loading (e.g. across specs)."""
         from esa.spec.errors import SpecError
@@ -87,6 +95,10 @@ class Spec(BaseModel):
     @property
     def source(self) -> str:
         return self._source
+
+    @property
+    def warnings(self) -> list:
+        return self._warnings
 
     @property
     def sha256(self) -> str:
