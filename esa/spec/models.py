@@ -104,6 +104,14 @@ class Spec(BaseModel):
     def sha256(self) -> str:
         return self._sha256
 
+    def sweep_members(self, sweep_id: str) -> list[str]:
+        """Ids of the runs a sweep with this id generated (none for a plain run id)."""
+        return list(self._sweep_members.get(sweep_id, []))
+
+    def sweep_of(self, run_id: str) -> str | None:
+        """The id of the sweep that generated this run, if the sweep has one."""
+        return next((sweep for sweep, members in self._sweep_members.items() if run_id in members), None)
+
     def run(self, run_id: str) -> Run:
         return next(run for run in self.runs if run.id == run_id)
 
