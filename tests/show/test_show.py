@@ -92,3 +92,12 @@ def test_a_bad_spec_is_one_located_line_and_exit_2(project, monkeypatch, old, ne
     assert result.exit_code == 2 and result.stdout == "" and "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [f"error: {expected}"]
     assert show("specs/none.yaml", 100, monkeypatch).stderr.splitlines() == ["error: specs/none.yaml: no such spec file"]
+
+
+def test_a_broken_other_spec_in_dvc_yaml_is_a_note_not_an_error(project, monkeypatch):
+    assert CliRunner().invoke(main, ["compile", "specs/a.yaml", "specs/b.yaml"]).exit_code == 0
+    (project / "specs/b.yaml").write_text(OTHER.replace("topk: 40,", "topk: 40, tpok: 3,"))
+    result = show("specs/a.yaml", 100, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert "note: not compared with the other specs in dvc.yaml:" in result.stdout
+    assert "  corpus.stdlib-tiny" in result.stdout.splitlines()  # no longer marked shared
