@@ -30,6 +30,8 @@ def compile_command(specs: tuple[str, ...], check: bool, fresh: bool) -> None:
         if not Path(spec).exists():
             raise EsaUsageError(f"{spec}: no such spec file")
     result = compile_specs(resolve_sources(list(specs), root, fresh=fresh), root)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if check:
         stale = result.stale_files(root)
         if stale:
@@ -39,6 +41,20 @@ def compile_command(specs: tuple[str, ...], check: bool, fresh: bool) -> None:
         return
     result.write(root)
     click.echo(f"wrote dvc.yaml and params.yaml: {len(result.stages)} stages from {', '.join(result.sources)}")
+
+
+@main.command("show")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@one_line_errors
+def show_command(spec: str) -> None:
+    """Print SPEC's runs (sweeps expanded), criteria and the stages `esa compile` emits for it."""
+    import shutil
+
+    from esa.show.page import show_spec
+
+    if not Path(spec).exists():
+        raise EsaUsageError(f"{spec}: no such spec file")
+    click.echo(show_spec(spec, Path.cwd(), width=shutil.get_terminal_size((100, 24)).columns))
 
 
 @main.command("schema")
