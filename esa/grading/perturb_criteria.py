@@ -8,11 +8,10 @@ import math
 import statistics
 
 from esa.analysis.power import wilcoxon_power
-from esa.names import HIERARCHY
 from esa.grading.criteria import Grade, GradeContext, compare, compare_ci, evaluator
+from esa.grading.perturb_data import criterion_level, hierarchy_steps
 from esa.spec.criteria import Determinism, Hierarchy, MinEffect, Monotonic, Ratio, Repeatability, Significance
 
-CHAIN = HIERARCHY  # random_matched ranks with random_k: an extra step against super
 REFERENCE_DZ = 0.5  # the stated effect an inconclusive significance reports power for (Cohen's "medium")
 
 
@@ -28,8 +27,7 @@ def _result(ctx: GradeContext, run_id: str) -> tuple[dict | None, list[str], str
 
 
 def _level(criterion, result: dict) -> float | None:
-    level = criterion.level if criterion.level is not None else result["levels"][0]
-    return level if level in result["levels"] else None
+    return criterion_level(criterion.level, result)
 
 
 def _tests(result: dict, level: float | None, a: str, b: str) -> list[dict]:
@@ -76,19 +74,13 @@ def _point(value: float, criterion, evidence: list[str], reason: str) -> Grade:
     return grade
 
 
-def _steps(targets: set[str]) -> list[tuple[str, str]]:
-    chain = [t for t in CHAIN if t in targets]
-    steps = list(zip(chain, chain[1:]))
-    return steps + ([("super", "random_matched")] if {"super", "random_matched"} <= targets else [])
-
-
 @evaluator("hierarchy")
 def grade_hierarchy(criterion: Hierarchy, ctx: GradeContext) -> Grade:
     result, evidence, problem = _result(ctx, criterion.run)
     if problem:
         return Grade(None, "inconclusive", problem, evidence)
     level = _level(criterion, result)
-    steps = _steps({r["target"] for r in result["rows"] if r["level"] == level})
+    steps = hierarchy_steps({r["target"] for r in result["rows"] if r["level"] == level})
     if not steps:
         return Grade(None, "inconclusive", "needs the super set and at least one control", evidence)
     alpha = ctx.analysis.get("holm", {}).get("alpha", 0.05)
