@@ -124,6 +124,23 @@ class MetricOverlap(_CriterionBase):
     threshold: float = 0.6
 
 
+class StabilityDifference(_CriterionBase):
+    """Mean pairwise top-k Jaccard across seeds of metric ``a`` minus that of metric ``b`` (same mode and k; the same
+    or different score runs), e.g. "act_mag is less stable than grad_x_weight". CI: percentile bootstrap over seeds as
+    in ``jaccard_stability``, one draw of seeds for both sides when they have the same seeds (paired), independent
+    draws otherwise."""
+
+    run_kind: ClassVar[str] = "score"
+
+    kind: Literal["stability_difference"]
+    a: MetricRef
+    b: MetricRef
+    mode: Mode = "per_layer"
+    k: int | None = Field(None, gt=0, description="top-k size; default the smaller topk of the two runs")
+    comparator: Comparator = ">"
+    threshold: float = 0.0
+
+
 class TailRatio(_ScoreCriterion):
     """Tail excess over a null with no structure: per matrix, mean(top 1%)/median of the scores divided by the
     same statistic of |w|^p · (the data factor shuffled within the matrix); value = median over matrices (mean
@@ -266,16 +283,16 @@ class Determinism(_CriterionBase):
     threshold: float = 0.0
 
 
-CRITERION_MODELS = (SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, TailRatio, Hotspot,
-                    AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, PplFactor, NegligibleEffect,
-                    Repeatability, Determinism)
+CRITERION_MODELS = (SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, StabilityDifference,
+                    TailRatio, Hotspot, AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect,
+                    PplFactor, NegligibleEffect, Repeatability, Determinism)
 # kind → model (each model's `kind` literal), e.g. CRITERIA["ratio"] is Ratio.
 CRITERIA: dict[str, type[_CriterionBase]] = {model.model_fields["kind"].annotation.__args__[0]: model
                                              for model in CRITERION_MODELS}
 
 Criterion = Annotated[
-    Union[SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, TailRatio, Hotspot,
-          AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, PplFactor, NegligibleEffect,
+    Union[SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, StabilityDifference, TailRatio,
+          Hotspot, AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, PplFactor, NegligibleEffect,
           Repeatability, Determinism],
     Field(discriminator="kind"),
 ]
