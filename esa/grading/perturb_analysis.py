@@ -19,6 +19,7 @@ from esa.analysis.dose_response import dose_response
 from esa.analysis.paired import (NO_DOCS, Aligned, PairedTest, align, boot_method, cluster_boot,
                                  compare_paired, content_key, diff_from, holm, percentile_ci, ppl, ratio_from)
 from esa.analysis.power import power_of
+from esa.grading.holm_families import DEFAULT_ALPHA, holm_families
 from esa.grading.perturb_data import RunData, boot_seed, condition_name as _name, delta_frame
 from esa.names import TARGETS
 from esa.spec import Spec
@@ -26,7 +27,6 @@ from esa.spec import Spec
 COMPARISONS = (("super", "random_k"), ("super", "random_matched"), ("super", "bottom_k"), ("random_k", "bottom_k"))
 COUNT_COLUMNS = ("n_grew", "n_shrank", "n_unchanged")
 N_BOOT = 2000
-DEFAULT_ALPHA = 0.01  # the significance criterion's default threshold
 PAIR_KINDS = ("repeatability", "determinism")
 
 
@@ -186,7 +186,8 @@ def analyze_pair(first: dict, second: dict, a: RunData, b: RunData) -> dict:
 
 def _holm(analysis: dict, alpha: float) -> None:
     """Holm over every distinct comparison of the phase, in both one-sided directions; identical tests (the same
-    per-window NLL vectors, e.g. seeds sharing the super set and a deterministic control) enter once."""
+    per-window NLL vectors, e.g. seeds sharing the super set and a deterministic control) enter once. Descriptive:
+    the statistics table shows it; criteria read the families their spec declares (``holm_families``)."""
     tests = [t for result in analysis["runs"].values() for t in result.get("tests", [])]
     greater = {t["test_key"]: t["test"]["wilcoxon_p"] for t in tests}
     less = {t["test_key"]: t["test"]["wilcoxon_p_less"] for t in tests}
@@ -197,13 +198,14 @@ def _holm(analysis: dict, alpha: float) -> None:
             members.setdefault(t["test_key"], []).append(f"{run_id}|{t['seed']}|{t['level']}|{t['a']}>{t['b']}")
             t["wilcoxon_p_holm"] = hg.adjusted[t["test_key"]]
             t["wilcoxon_p_less_holm"] = hl.adjusted[t["test_key"]]
-    analysis["holm"] = {**hg.as_dict(), "n_comparisons": len(tests), "n_duplicates": len(tests) - len(greater),
-                        "members": members, "less": {"adjusted": hl.adjusted, "reject": hl.reject}}
+    analysis["holm"] = {**hg.as_dict(), "scope": "every comparison of the phase (descriptive)",
+                        "n_comparisons": len(tests), "n_duplicates": len(tests) - len(greater), "members": members,
+                        "less": {"adjusted": hl.adjusted, "reject": hl.reject}}
 
 
 def analyze_perturb_runs(spec: Spec, root: Path, n_boot: int = N_BOOT) -> dict:
-    """Every perturb run of the spec: its part of analysis.json (tests Holm-corrected over the spec's distinct
-    comparisons, repeat pairs), and conditions.parquet (one row per run, seed, level and target)."""
+    """Every perturb run of the spec: its part of analysis.json (tests, repeat pairs, the Holm families the criteria
+    declare), and conditions.parquet (one row per run, seed, level and target)."""
     analysis: dict = {"runs": {}, "pairs": {}}
     data: dict[str, RunData] = {}
     for run in spec.runs:
@@ -220,6 +222,7 @@ def analyze_perturb_runs(spec: Spec, root: Path, n_boot: int = N_BOOT) -> dict:
                                                        data[criterion.run], data[criterion.repeat])
     alpha = min((c.threshold for c in spec.criteria if c.kind == "significance"), default=DEFAULT_ALPHA)
     _holm(analysis, alpha)
+    analysis["families"] = holm_families(spec, analysis)
     m = analysis["holm"]["n_tests"]
     for result in analysis["runs"].values():
         for t in result.get("tests", []):

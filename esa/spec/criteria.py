@@ -24,10 +24,18 @@ class _CriterionBase(BaseModel):
 
     # The kind of run this criterion grades: the runs it names (run, repeat, a.run, b.run) must be of this kind.
     run_kind: ClassVar[str]
+    # Kinds whose grade rests on p-values: they are Holm-corrected within the criterion's family.
+    tested: ClassVar[bool] = False
 
     id: Ident
     hypothesis: Ident = Field(description="id of the hypothesis this criterion tests")
     description: str = ""
+    exploratory: bool = Field(False, description=(
+        "not a test of a stated hypothesis: graded and reported as exploratory, and Holm-corrected apart from the "
+        "confirmatory criteria (family 'exploratory' unless `family` names one)"))
+    family: Ident | None = Field(None, description=(
+        "Holm family of this criterion's tests (kinds with a test only): the tests of the criteria naming the same "
+        "family are corrected together; default 'confirmatory' ('exploratory' for an exploratory criterion)"))
 
     @model_validator(mode="after")
     def _finite_threshold(self):
@@ -36,6 +44,20 @@ class _CriterionBase(BaseModel):
         if threshold is not None and not math.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, got {threshold}")
         return self
+
+    @model_validator(mode="after")
+    def _family_needs_a_test(self):
+        if self.family is not None and not self.tested:
+            tested = ", ".join(sorted(kind for kind, model in CRITERIA.items() if model.tested))
+            raise ValueError(f"family groups tests for Holm correction; {self.kind} has no test (kinds with one: "
+                             f"{tested})")
+        return self
+
+    def holm_family(self) -> str | None:
+        """The Holm family this criterion's tests are corrected in; None for kinds without a test."""
+        if not self.tested:
+            return None
+        return self.family or ("exploratory" if self.exploratory else "confirmatory")
 
 
 class _EvalCriterion(_CriterionBase):
@@ -196,17 +218,21 @@ class Ratio(_PerturbCriterion):
 
 class Hierarchy(_PerturbCriterion):
     """ΔPPL orders super > random_k > bottom_k: value 1 when every step's difference has a CI above 0 in every
-    seed, 0 when some step is reversed with its CI below 0, inconclusive otherwise."""
+    seed, 0 when some step is reversed (CI below 0 and the reverse Wilcoxon Holm-significant in the criterion's
+    family), inconclusive otherwise."""
 
+    tested: ClassVar[bool] = True  # a reversal must be Holm-significant in its family
     kind: Literal["hierarchy"]
     comparator: Comparator = "=="
     threshold: float = 1.0
 
 
 class Significance(_PerturbCriterion):
-    """Paired Wilcoxon of per-document ΔNLL (super > control), Holm-corrected across every distinct comparison
-    of the phase; value = the largest corrected p over seeds. Fails when the effect is significant the other way."""
+    """Paired Wilcoxon of per-document ΔNLL (super > control), Holm-corrected across the distinct tests of the
+    criteria in its family; value = the largest corrected p over seeds. Fails when the effect is significant the
+    other way."""
 
+    tested: ClassVar[bool] = True
     kind: Literal["significance"]
     control: Control = "random_k"
     comparator: Comparator = "<"
