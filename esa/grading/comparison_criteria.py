@@ -1,16 +1,86 @@
-"""Evaluators that compare two runs' results: ``stability_difference`` (two metrics' stability across seeds),
-graded with ``compare_ci``."""
+"""Evaluators that compare two runs' results: ``effect_difference`` (two perturb runs' damage, paired by document)
+and ``stability_difference`` (two metrics' stability across seeds). Both grade with ``compare_ci``."""
 
 from __future__ import annotations
 
 import math
+import statistics
 
 from esa.analysis.stability_difference import stability_difference
 from esa.grading.criteria import Grade, GradeContext, compare_ci, evaluator
 from esa.grading.draws import overlap_problem, run_draws
-from esa.spec.criteria import StabilityDifference
+from esa.grading.holm_families import corrected, family_of
+from esa.spec.criteria import EffectDifference, StabilityDifference
 
 MIN_SEEDS = 3  # two seeds give one pair: a bootstrap over seeds collapses to a point
+
+
+def _evidence(ctx: GradeContext, criterion: EffectDifference) -> list[str]:
+    runs = [ctx.spec.run(criterion.run), ctx.spec.run(criterion.against)]
+    files = [f"results/{ctx.spec.name}/{run.id}/seed{s}/conditions.parquet" for run in runs for s in run.seeds]
+    return files + [f"{runs[0].baseline_dir()}/sequences.parquet"]
+
+
+def _pooled(seeds: list[dict], measure: str) -> tuple[float, list[float], str | None]:
+    """Median over seeds and the envelope of their CIs (as ``ratio`` pools); or why the seeds cannot be pooled."""
+    if measure == "ratio":
+        ratios = [s["ratio"] for s in seeds]
+        bad = next((r for r in ratios if r["status"] in ("diverged", "undefined")), None)
+        if bad:
+            return math.nan, [], f"a seed's ratio is {bad['status']} ({bad['reason']})"
+        values = [r["ratio"] for r in ratios]
+        return statistics.median(values), [min(r["ci_low"] for r in ratios), max(r["ci_high"] for r in ratios)], None
+    diffs = [s["difference"] for s in seeds]
+    if any(math.isnan(d["diff"]) for d in diffs):
+        return math.nan, [], "both runs diverged in a seed: nothing to compare"
+    values = [d["diff"] for d in diffs]
+    return statistics.median(values), [min(d["ci_low"] for d in diffs), max(d["ci_high"] for d in diffs)], None
+
+
+@evaluator("effect_difference")
+def grade_effect_difference(criterion: EffectDifference, ctx: GradeContext) -> Grade:
+    evidence = _evidence(ctx, criterion)
+    comparison = (ctx.analysis.get("effect_differences") or {}).get(criterion.id)
+    if comparison is None or "missing" in comparison:
+        missing = (comparison or {}).get("missing", ["the comparison"])
+        return Grade(None, "inconclusive", f"missing evidence: {', '.join(missing)}", evidence)
+    if comparison.get("reason"):
+        return Grade(None, "inconclusive", comparison["reason"], evidence)
+    seeds = [s for s in comparison["per_seed"] if "missing" not in s]
+    if not seeds:
+        return Grade(None, "inconclusive", f"no seed has the {criterion.target} condition in both runs", evidence)
+    value, ci, problem = _pooled(seeds, criterion.measure)
+    if problem:
+        return Grade(None, "inconclusive", problem, evidence)
+    la, lb = comparison["levels"]
+    what = (f"ΔPPL({criterion.run} @ {la:g}) − ΔPPL({criterion.against} @ {lb:g})" if criterion.measure ==
+            "difference" else f"ΔPPL({criterion.run} @ {la:g}) / ΔPPL({criterion.against} @ {lb:g})")
+    deltas = [(s["difference"]["delta_a"], s["difference"]["delta_b"]) for s in seeds]
+    why = (f"{what} of the {criterion.target} sets, median over {len(seeds)} seeds (ΔPPL "
+           f"{statistics.mean(a for a, _ in deltas):.3g} vs {statistics.mean(b for _, b in deltas):.3g}); CI the "
+           f"envelope of the seeds' paired cluster-bootstrap CIs ({comparison['n_docs']} "
+           f"{'documents' if comparison['clustered'] else 'windows (no doc_id column)'}, {comparison['n_windows']} "
+           "windows, one draw for both runs)")
+    p, test_note = _p(criterion, ctx, seeds)
+    # A run that diverged is the largest possible effect: the median is infinite and the envelope alone decides.
+    grade = compare_ci(0.0 if math.isinf(value) else value, ci, criterion, evidence, f"{why}; {test_note}", p=p)
+    grade.value = value
+    return grade
+
+
+def _p(criterion: EffectDifference, ctx: GradeContext, seeds: list[dict]) -> tuple[float | None, str]:
+    """The largest Holm-corrected paired Wilcoxon p over seeds, in the direction the comparator claims."""
+    direction = "less" if criterion.comparator in ("<", "<=") else "greater"
+    family = family_of(ctx.analysis, criterion)
+    tests = [s["test"] for s in seeds]
+    if family is None or any(t["status"] != "ok" for t in tests):
+        why = next((t["reason"] for t in tests if t["status"] != "ok"), "no Holm family in the analysis")
+        return None, f"no paired test: {why}"
+    p = max(corrected(family, s["test_key"], direction) for s in seeds)
+    side = "more" if direction == "greater" else "less"
+    return p, (f"paired one-sided Wilcoxon ({criterion.run} does {side} harm) on per-document ΔNLL differences, "
+               f"n = {tests[0]['n']} {tests[0]['unit']}s: largest Holm-corrected p {p:.3g} over seeds "
+               f"({family['n_tests']} distinct tests in family '{criterion.holm_family()}')")
 
 
 @evaluator("stability_difference")

@@ -1,6 +1,6 @@
 """Holm families as the spec pre-registers them.
 
-Each criterion with a test (significance, hierarchy) belongs to one family: the one its
+Each criterion with a test (significance, hierarchy, effect_difference) belongs to one family: the one its
 ``family:`` names, else ``confirmatory`` (``exploratory`` for an exploratory criterion). A family holds exactly the
 distinct tests its criteria grade, so a run, seed or comparison that no criterion of the family grades never enters
 it: adding a run without a criterion, or an exploratory criterion, leaves every confirmatory corrected p as it was.
@@ -19,6 +19,11 @@ DEFAULT_ALPHA = 0.01  # the significance criterion's default threshold
 def criterion_tests(criterion, analysis: dict) -> list[dict]:
     """The tests a criterion grades, each {key, p, p_less, label}; key is the content hash of the compared NLL
     vectors, so one test graded by several criteria (or seeds) enters a family once."""
+    if criterion.kind == "effect_difference":
+        comparison = (analysis.get("effect_differences") or {}).get(criterion.id) or {}
+        return [{"key": s["test_key"], "p": s["test"]["wilcoxon_p"], "p_less": s["test"]["wilcoxon_p_less"],
+                 "label": f"{criterion.run}−{criterion.against}|{s['seed']}|{criterion.target}"}
+                for s in comparison.get("per_seed", []) if "test" in s]
     result = (analysis.get("runs") or {}).get(criterion.run) or {}
     if "tests" not in result:
         return []

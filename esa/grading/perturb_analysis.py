@@ -19,6 +19,7 @@ from esa.analysis.dose_response import dose_response
 from esa.analysis.paired import (NO_DOCS, Aligned, PairedTest, align, boot_method, cluster_boot,
                                  compare_paired, content_key, diff_from, holm, percentile_ci, ppl, ratio_from)
 from esa.analysis.power import power_of
+from esa.grading.effect_difference_analysis import analyze_effect_difference
 from esa.grading.holm_families import DEFAULT_ALPHA, holm_families
 from esa.grading.perturb_data import RunData, boot_seed, condition_name as _name, delta_frame
 from esa.names import TARGETS
@@ -204,8 +205,8 @@ def _holm(analysis: dict, alpha: float) -> None:
 
 
 def analyze_perturb_runs(spec: Spec, root: Path, n_boot: int = N_BOOT) -> dict:
-    """Every perturb run of the spec: its part of analysis.json (tests, repeat pairs, the Holm families the criteria
-    declare), and conditions.parquet (one row per run, seed, level and target)."""
+    """Every perturb run of the spec: its part of analysis.json (tests, repeat pairs, comparisons of two runs, the
+    Holm families the criteria declare), and conditions.parquet (one row per run, seed, level and target)."""
     analysis: dict = {"runs": {}, "pairs": {}}
     data: dict[str, RunData] = {}
     for run in spec.runs:
@@ -220,6 +221,8 @@ def analyze_perturb_runs(spec: Spec, root: Path, n_boot: int = N_BOOT) -> dict:
                 analysis["pairs"][pair] = analyze_pair(analysis["runs"][criterion.run],
                                                        analysis["runs"][criterion.repeat],
                                                        data[criterion.run], data[criterion.repeat])
+    analysis["effect_differences"] = {c.id: analyze_effect_difference(spec, c, analysis["runs"], data, n_boot)
+                                      for c in spec.criteria if c.kind == "effect_difference"}
     alpha = min((c.threshold for c in spec.criteria if c.kind == "significance"), default=DEFAULT_ALPHA)
     _holm(analysis, alpha)
     analysis["families"] = holm_families(spec, analysis)

@@ -22,7 +22,7 @@ Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=
 class _CriterionBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # The kind of run this criterion grades: the runs it names (run, repeat, a.run, b.run) must be of this kind.
+    # The kind of run this criterion grades: the runs it names (run, repeat, against, a.run, b.run) must be of it.
     run_kind: ClassVar[str]
     # Kinds whose grade rests on p-values: they are Holm-corrected within the criterion's family.
     tested: ClassVar[bool] = False
@@ -309,9 +309,31 @@ class Determinism(_CriterionBase):
     threshold: float = 0.0
 
 
+class EffectDifference(_CriterionBase):
+    """Two perturb runs on the same baseline windows (same model, data, protocol, dtype, eval_seed and fold):
+    ΔPPL(run) − ΔPPL(against) of a target, or their ratio, per shared seed with a paired document-cluster bootstrap
+    CI (one draw of documents for both runs) and a paired Wilcoxon of per-document ΔNLL differences in the
+    comparator's direction, Holm-corrected in the criterion's family; value = median over seeds, CI = the envelope
+    of the seeds' CIs (as ``ratio`` pools), p = the largest corrected p over seeds."""
+
+    run_kind: ClassVar[str] = "perturb"
+    tested: ClassVar[bool] = True
+
+    kind: Literal["effect_difference"]
+    run: Ident = Field(description="id of a perturb run: the effect being compared")
+    against: Ident = Field(description="id of the perturb run it is compared with, on the same baseline windows")
+    target: Target = "super"
+    level: float | None = Field(None, description="level of `run` (default: its first)")
+    against_level: float | None = Field(None, description="level of `against` (default: its first)")
+    measure: Literal["difference", "ratio"] = Field(
+        "difference", description="ΔPPL(run) − ΔPPL(against), or ΔPPL(run) / ΔPPL(against)")
+    comparator: Comparator = ">"
+    threshold: float = 0.0
+
+
 CRITERION_MODELS = (SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, StabilityDifference,
                     TailRatio, Hotspot, AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect,
-                    PplFactor, NegligibleEffect, Repeatability, Determinism)
+                    PplFactor, NegligibleEffect, Repeatability, Determinism, EffectDifference)
 # kind → model (each model's `kind` literal), e.g. CRITERIA["ratio"] is Ratio.
 CRITERIA: dict[str, type[_CriterionBase]] = {model.model_fields["kind"].annotation.__args__[0]: model
                                              for model in CRITERION_MODELS}
@@ -319,6 +341,6 @@ CRITERIA: dict[str, type[_CriterionBase]] = {model.model_fields["kind"].annotati
 Criterion = Annotated[
     Union[SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, StabilityDifference, TailRatio,
           Hotspot, AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, PplFactor, NegligibleEffect,
-          Repeatability, Determinism],
+          Repeatability, Determinism, EffectDifference],
     Field(discriminator="kind"),
 ]
