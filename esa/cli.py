@@ -30,6 +30,8 @@ def compile_command(specs: tuple[str, ...], check: bool, fresh: bool) -> None:
         if not Path(spec).exists():
             raise EsaUsageError(f"{spec}: no such spec file")
     result = compile_specs(resolve_sources(list(specs), root, fresh=fresh), root)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if check:
         stale = result.stale_files(root)
         if stale:
@@ -39,6 +41,20 @@ def compile_command(specs: tuple[str, ...], check: bool, fresh: bool) -> None:
         return
     result.write(root)
     click.echo(f"wrote dvc.yaml and params.yaml: {len(result.stages)} stages from {', '.join(result.sources)}")
+
+
+@main.command("show")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@one_line_errors
+def show_command(spec: str) -> None:
+    """Print SPEC's runs (sweeps expanded), criteria and the stages `esa compile` emits for it."""
+    import shutil
+
+    from esa.show.page import show_spec
+
+    if not Path(spec).exists():
+        raise EsaUsageError(f"{spec}: no such spec file")
+    click.echo(show_spec(spec, Path.cwd(), width=shutil.get_terminal_size((100, 24)).columns))
 
 
 @main.command("schema")
@@ -56,19 +72,31 @@ def schema_command(out: str) -> None:
 
 @main.command("grade")
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--quiet", is_flag=True, help="Write grades.json without printing the table.")
 @one_line_errors
-def grade_command(spec: str, quiet: bool) -> None:
-    """Grade every criterion of SPEC from its artifacts into results/<spec name>/grades.json."""
-    from esa.grading.grade import grade_spec, print_grades
+def grade_command(spec: str) -> None:
+    """Print SPEC's criteria table from results/<spec name>/grades.json, which only the grade.<name> stage
+    writes (`dvc repro grade.<name>` regrades): printing never touches a DVC output."""
+    from esa.grading.grade import print_grades
+    from esa.grading.stored import StoredGradesError, grades_path, read_grades, regrade_hint, stale_reasons
     from esa.spec import load_spec
 
     if not Path(spec).exists():
         raise EsaUsageError(f"{spec}: no such spec file")
-    grades, path = grade_spec(load_spec(spec), Path.cwd())
-    if not quiet:
+    loaded = load_spec(spec)
+    try:
+        grades = read_grades(loaded, Path.cwd())
+    except StoredGradesError as exc:
+        raise EsaUsageError(str(exc)) from None
+    path = grades_path(loaded, Path(".")).as_posix()
+    try:
         print_grades(grades)
-    click.echo(f"wrote {path}")
+    except (KeyError, TypeError, ValueError) as exc:  # a hand-edited or foreign file: say which, no traceback
+        raise EsaUsageError(f"{path}: unexpected content ({type(exc).__name__}: {exc}); {regrade_hint(loaded)}") from None
+    stale = stale_reasons(loaded, grades, Path.cwd())
+    if stale:
+        click.echo(f"stale: {'; '.join(stale)}; {regrade_hint(loaded)}")
+    else:
+        click.echo(f"from {path}, graded {grades.get('graded_at') or 'at an unknown time'}")
 
 
 @main.command("lock")
@@ -166,9 +194,11 @@ def report_command(page: str | None, out: str | None, no_quarto: bool) -> None:
 
 def _register_commands() -> None:
     from esa.export.cli import export_command
+    from esa.notebook.compare_cli import compare_command
     from esa.report.browser_cli import check_site_command
 
     main.add_command(check_site_command)
+    main.add_command(compare_command)
     main.add_command(export_command)
 
 

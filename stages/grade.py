@@ -1,4 +1,4 @@
-"""Stage: grade every criterion of a spec from its runs' artifacts (what `esa grade SPEC` does).
+"""Stage: grade every criterion of a spec from its runs' artifacts (`esa grade SPEC` prints what it wrote).
 
     python stages/grade.py specs/phase1.yaml
 

@@ -49,33 +49,49 @@ class PairwiseJaccard:
                 "n_boot": self.n_boot, "method": self.method}
 
 
-def _boot_mean(matrix: np.ndarray, n_boot: int, confidence: float, rng_seed: int) -> tuple[float, float, int]:
-    s = matrix.shape[0]
-    rng = np.random.default_rng(rng_seed)
-    draws = rng.integers(0, s, size=(n_boot, s))
+def seed_draws(n_seeds: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n_seeds) seed indices drawn with replacement: one bootstrap resample of the seeds per row."""
+    return rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+
+
+def boot_means(matrix: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Per resample, the mean Jaccard over the pairs of distinct seeds it drew; NaN when it drew a single seed."""
+    n_boot, s = draws.shape
     sub = matrix[draws[:, :, None], draws[:, None, :]]  # same-seed pairs are NaN (diagonal)
     upper = np.triu(np.ones((s, s), dtype=bool), k=1)
     vals = np.where(upper, sub, np.nan).reshape(n_boot, -1)
     valid = ~np.all(np.isnan(vals), axis=1)
-    if not valid.any():
+    means = np.full(n_boot, np.nan)
+    means[valid] = np.nanmean(vals[valid], axis=1)
+    return means
+
+
+def _boot_mean(matrix: np.ndarray, n_boot: int, confidence: float, rng_seed: int) -> tuple[float, float, int]:
+    means = boot_means(matrix, seed_draws(matrix.shape[0], n_boot, np.random.default_rng(rng_seed)))
+    means = means[~np.isnan(means)]
+    if not len(means):
         return float("nan"), float("nan"), 0
-    means = np.nanmean(vals[valid], axis=1)
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(means, [alpha, 1 - alpha])
-    return float(lo), float(hi), int(valid.sum())
+    return float(lo), float(hi), len(means)
+
+
+def jaccard_matrix(sets_by_seed: Mapping[Hashable, Selection]) -> np.ndarray:
+    """Jaccard of every pair of seeds (in the mapping's order), NaN on the diagonal."""
+    sets = [key_set(selection) for selection in sets_by_seed.values()]
+    matrix = np.full((len(sets), len(sets)), np.nan)
+    for i, j in combinations(range(len(sets)), 2):
+        matrix[i, j] = matrix[j, i] = jaccard(sets[i], sets[j])
+    return matrix
 
 
 def pairwise_jaccard(sets_by_seed: Mapping[Hashable, Selection], *, n_boot: int = 2000, confidence: float = 0.95,
                      rng_seed: int = 0) -> PairwiseJaccard:
     """Jaccard for every pair of seeds, their mean and minimum, and a bootstrap CI of the mean (``BOOT_METHOD``)."""
     seeds = list(sets_by_seed)
-    sets = [key_set(sets_by_seed[s]) for s in seeds]
     n = len(seeds)
-    matrix = np.full((n, n), np.nan)
-    rows = []
-    for i, j in combinations(range(n), 2):
-        matrix[i, j] = matrix[j, i] = jaccard(sets[i], sets[j])
-        rows.append({"seed_a": seeds[i], "seed_b": seeds[j], "jaccard": matrix[i, j]})
+    matrix = jaccard_matrix(sets_by_seed)
+    rows = [{"seed_a": seeds[i], "seed_b": seeds[j], "jaccard": matrix[i, j]} for i, j in combinations(range(n), 2)]
     pairs = pd.DataFrame(rows, columns=["seed_a", "seed_b", "jaccard"])
     if n < 2:
         nan = float("nan")
@@ -107,4 +123,5 @@ def stability_vs_k(ranked_by_seed: Mapping[Hashable, pd.DataFrame], ks: Iterable
     return pd.DataFrame(rows, columns=["k", "n_seeds", "n_pairs", "mean", "min", "ci_low", "ci_high"])
 
 
-__all__ = ["key_set", "jaccard", "PairwiseJaccard", "pairwise_jaccard", "stored_k", "stability_vs_k"]
+__all__ = ["key_set", "jaccard", "jaccard_matrix", "seed_draws", "boot_means", "PairwiseJaccard", "pairwise_jaccard",
+           "stored_k", "stability_vs_k"]

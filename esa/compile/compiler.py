@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from esa.compile.mismatches import check_criteria
 from esa.compile.emit import dvc_yaml_text, params_yaml_text, read_sources
 from esa.compile.spec_stages import add_spec
+from esa.compile.staleness import same_content
 from esa.notebook.lock import lock_path
 from esa.compile.plan import Plan, PlanError
 from esa.compile.references import check_references, referenced_specs
 from esa.spec import Spec, SpecError, SpecErrors, load_spec
 
-__all__ = ["CompileResult", "PlanError", "compile_specs", "resolve_sources"]
+__all__ = ["CompileResult", "PlanError", "build_plan", "compile_specs", "load_specs", "resolve_sources"]
 
 
 @dataclass
@@ -21,16 +23,18 @@ class CompileResult:
     params_yaml: str
     stages: list[str]
     sources: dict[str, str]
+    warnings: list[SpecError] = field(default_factory=list)  # settings the grader ignores or cannot decide on
 
     def write(self, root: Path) -> None:
         (root / "dvc.yaml").write_text(self.dvc_yaml)
         (root / "params.yaml").write_text(self.params_yaml)
 
     def stale_files(self, root: Path) -> list[str]:
+        """Generated files whose values or source specs differ from this result (DVC's rewrites are not changes)."""
         stale = []
         for name, text in (("dvc.yaml", self.dvc_yaml), ("params.yaml", self.params_yaml)):
             path = root / name
-            if not path.exists() or path.read_text() != text:
+            if not path.exists() or not same_content(text, path.read_text()):
                 stale.append(name)
         return stale
 
@@ -56,11 +60,14 @@ def resolve_sources(specs: list[str], root: Path, fresh: bool = False) -> list[s
     return sorted(set(given) | set(recorded))
 
 
-def compile_specs(sources: list[str], root: Path) -> CompileResult:
-    """Compile every source spec (paths relative to ``root``) into one plan."""
+def load_specs(sources: list[str], root: Path) -> dict[str, Spec]:
+    """Every source spec (paths relative to ``root``) and the specs they reference, checked across specs.
+
+    Criteria whose settings the runs they grade cannot satisfy are errors here (esa.compile.mismatches); each
+    spec keeps its warnings in ``spec.warnings``.
+    """
     if not sources:
         raise PlanError("nothing to compile: name a spec, e.g. `esa compile specs/phase1.yaml`")
-    plan = Plan(root=root)
     specs: dict[str, Spec] = {}
     errors: list[SpecError] = []
     pending = list(sources)
@@ -83,10 +90,27 @@ def compile_specs(sources: list[str], root: Path) -> CompileResult:
     if clash:
         raise SpecErrors([clash])
     cross = [error for spec in specs.values() for error in check_references(spec, specs)]
+    for spec in specs.values():
+        found, spec._warnings = check_criteria(spec)
+        cross.extend(found)
     if cross:
         raise SpecErrors(cross)
+    return specs
+
+
+def build_plan(specs: dict[str, Spec], root: Path, only: str | None = None) -> Plan:
+    """The plan of every spec, or of the spec at source ``only`` (which stages that one spec emits)."""
+    plan = Plan(root=root)
     for spec in sorted(specs.values(), key=lambda s: (s.phase, s.name)):
-        add_spec(plan, spec, specs, locked=(root / lock_path(spec.source)).exists())
+        if only is None or spec.source == only:
+            add_spec(plan, spec, specs, locked=(root / lock_path(spec.source)).exists())
+    return plan
+
+
+def compile_specs(sources: list[str], root: Path) -> CompileResult:
+    """Compile every source spec (paths relative to ``root``) into one plan."""
+    specs = load_specs(sources, root)
+    plan = build_plan(specs, root)
     digests = {source: spec.sha256 for source, spec in specs.items()}
     nodes = plan.ordered(root)
     return CompileResult(
@@ -94,6 +118,7 @@ def compile_specs(sources: list[str], root: Path) -> CompileResult:
         params_yaml=params_yaml_text(plan.params, digests),
         stages=[node.name for node in nodes],
         sources=digests,
+        warnings=[warning for source in sorted(specs) for warning in specs[source].warnings],
     )
 
 

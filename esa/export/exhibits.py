@@ -75,7 +75,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def rerun_hint(phase: str) -> str:
-    return f"run the {phase} pipeline with `dvc repro` and grade it with `esa grade specs/{phase}.yaml`"
+    return f"run and grade the {phase} pipeline with `dvc repro grade.{phase}`"
 
 
 # --- Shared tables -----------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ class Grade:
     evidence: list[str] = field(default_factory=list)
     ci: list[float] | None = None
     p: float | None = None
+    exploratory: bool = False  # the spec marks the criterion exploratory
+    family: str | None = None  # the Holm family its p-values were corrected in (kinds with a test)
 
 
 def compare(value: float | None, criterion, evidence: list[str], reason: str = "") -> Grade:
@@ -81,7 +84,16 @@ class GradeContext:
 
 
 def evaluator(kind: str):
+    """Register ``func`` as the grader of ``kind``; the registered grader also records what the spec pre-registered
+    about the criterion (exploratory, Holm family), so every grade carries it whatever the evaluator returns."""
     def register(func):
-        EVALUATORS[kind] = func
+        @functools.wraps(func)
+        def graded(criterion, ctx: GradeContext) -> Grade:
+            grade = func(criterion, ctx)
+            grade.exploratory = bool(getattr(criterion, "exploratory", False))
+            grade.family = criterion.holm_family() if hasattr(criterion, "holm_family") else None
+            return grade
+
+        EVALUATORS[kind] = graded
         return func
     return register

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from esa.grading.criteria import EVALUATORS, GradeContext
+from esa.grading.criteria_values import criteria_values
 from esa.grading.draws import describe, overlap_problem, phase_draws, shortfall_note
 from esa.kinds import kinds_of
 from esa.notebook.lock import lock_status
@@ -91,6 +92,8 @@ def grade_spec(spec: Spec, root: Path) -> tuple[dict, Path]:
         "hypotheses": {h.id: h.statement for h in spec.hypotheses},
         "criteria": criteria,
         "counts": counts,
+        # Numbers only (value, status code, CI ends), so `dvc exp show` has a column per criterion.
+        "criteria_values": criteria_values(criteria),
         "draws": draws,
         # Scalars only, so `dvc exp show` (which drops lists) and the research log carry them.
         "data_draws": {run: describe(d) for run, d in draws.items()},

@@ -10,55 +10,29 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from esa.analysis.dose_response import dose_response
-from esa.analysis.paired import (NO_DOCS, Aligned, ClusterBoot, PairedTest, align, boot_method, cluster_boot,
+from esa.analysis.paired import (NO_DOCS, Aligned, PairedTest, align, boot_method, cluster_boot,
                                  compare_paired, content_key, diff_from, holm, percentile_ci, ppl, ratio_from)
 from esa.analysis.power import power_of
+from esa.grading.effect_difference_analysis import analyze_effect_difference
+from esa.grading.holm_families import DEFAULT_ALPHA, holm_families
+from esa.grading.perturb_data import RunData, boot_seed, condition_name as _name, delta_frame
 from esa.names import TARGETS
 from esa.spec import Spec
 
 COMPARISONS = (("super", "random_k"), ("super", "random_matched"), ("super", "bottom_k"), ("random_k", "bottom_k"))
 COUNT_COLUMNS = ("n_grew", "n_shrank", "n_unchanged")
 N_BOOT = 2000
-DEFAULT_ALPHA = 0.01  # the significance criterion's default threshold
 PAIR_KINDS = ("repeatability", "determinism")
-
-
-@dataclass
-class RunData:
-    """What the phase-level steps need beyond the JSON: aligned tables and the run's document resamples."""
-
-    al: Aligned
-    boot: ClusterBoot | None
-    deltas: dict[tuple, np.ndarray] = field(default_factory=dict)  # (seed, level, target) -> resampled ΔPPL
-
-
-def _name(seed: int, level: float, target: str) -> str:
-    return f"{seed}|{level!r}|{target}"
-
-
-def _boot_seed(text: str) -> int:
-    return zlib.crc32(text.encode())  # stable per run: a rerun reproduces the CIs
 
 
 def _first(table: pd.DataFrame, column: str) -> int | None:
     return int(table[column].iloc[0]) if column in table and table[column].notna().any() else None
-
-
-def _delta_frame(al: Aligned, name: str) -> pd.DataFrame:
-    with np.errstate(invalid="ignore"):
-        delta = (al.nll[name] - al.nll["baseline"]) / al.tokens
-    out = pd.DataFrame({"window_id": al.ids.to_numpy(), "doc_id": al.doc_ids[al.docs], "n_tokens": al.tokens,
-                        "delta_nll": delta})
-    out.attrs["clustered"] = al.clustered
-    return out
 
 
 def _load(spec: Spec, run, root: Path) -> tuple[pd.DataFrame | None, dict[int, pd.DataFrame], list[str]]:
@@ -125,8 +99,8 @@ def analyze_run(spec: Spec, run, root: Path, n_boot: int = N_BOOT) -> tuple[dict
     tables = {(seed, float(level), str(target)): t.reset_index(drop=True) for seed, frame in frames.items()
               for (level, target), t in frame.groupby(["level", "target"], sort=True)}
     al = align(base, {_name(*k): t for k, t in tables.items()})
-    boot_seed = _boot_seed(f"{spec.name}/{run.id}")
-    data = RunData(al, cluster_boot(al, n_boot, boot_seed))
+    draws_seed = boot_seed(f"{spec.name}/{run.id}")
+    data = RunData(al, cluster_boot(al, n_boot, draws_seed))
     base_point = (ppl(base), data.boot.ppl(al.nll["baseline"]))
     rows = [_row(al, data, key, t, base_point) for key, t in tables.items()]
     tests = []
@@ -135,7 +109,7 @@ def analyze_run(spec: Spec, run, root: Path, n_boot: int = N_BOOT) -> tuple[dict
             ka, kb = _name(seed, level, a), _name(seed, level, b)
             if ka not in al.nll or kb not in al.nll:
                 continue
-            test = compare_paired(_delta_frame(al, ka), _delta_frame(al, kb))
+            test = compare_paired(delta_frame(al, ka), delta_frame(al, kb))
             tests.append({"seed": seed, "level": level, "a": a, "b": b,
                           "ratio": ratio_from(al, data.boot, ka, kb).as_dict(),
                           "diff": diff_from(al, data.boot, ka, kb).as_dict(), "test": test.as_dict(),
@@ -152,7 +126,7 @@ def analyze_run(spec: Spec, run, root: Path, n_boot: int = N_BOOT) -> tuple[dict
               f"window ({NO_DOCS})", "baseline": f"{run.baseline_dir()}/sequences.parquet",
               "super_weights": _super_weights(spec, run, root), "eval_fold": getattr(run, "eval_fold", 0),
               "eval_folds": getattr(run, "eval_folds", 1),
-              "bootstrap": {"n_boot": n_boot, "seed": boot_seed, "method": boot_method(al.clustered)}}
+              "bootstrap": {"n_boot": n_boot, "seed": draws_seed, "method": boot_method(al.clustered)}}
     if len(levels) > 1:
         result["dose"] = {}
         point = {(r["seed"], r["level"], r["target"]): r["delta_ppl"] for r in rows}
@@ -213,7 +187,8 @@ def analyze_pair(first: dict, second: dict, a: RunData, b: RunData) -> dict:
 
 def _holm(analysis: dict, alpha: float) -> None:
     """Holm over every distinct comparison of the phase, in both one-sided directions; identical tests (the same
-    per-window NLL vectors, e.g. seeds sharing the super set and a deterministic control) enter once."""
+    per-window NLL vectors, e.g. seeds sharing the super set and a deterministic control) enter once. Descriptive:
+    the statistics table shows it; criteria read the families their spec declares (``holm_families``)."""
     tests = [t for result in analysis["runs"].values() for t in result.get("tests", [])]
     greater = {t["test_key"]: t["test"]["wilcoxon_p"] for t in tests}
     less = {t["test_key"]: t["test"]["wilcoxon_p_less"] for t in tests}
@@ -224,13 +199,14 @@ def _holm(analysis: dict, alpha: float) -> None:
             members.setdefault(t["test_key"], []).append(f"{run_id}|{t['seed']}|{t['level']}|{t['a']}>{t['b']}")
             t["wilcoxon_p_holm"] = hg.adjusted[t["test_key"]]
             t["wilcoxon_p_less_holm"] = hl.adjusted[t["test_key"]]
-    analysis["holm"] = {**hg.as_dict(), "n_comparisons": len(tests), "n_duplicates": len(tests) - len(greater),
-                        "members": members, "less": {"adjusted": hl.adjusted, "reject": hl.reject}}
+    analysis["holm"] = {**hg.as_dict(), "scope": "every comparison of the phase (descriptive)",
+                        "n_comparisons": len(tests), "n_duplicates": len(tests) - len(greater), "members": members,
+                        "less": {"adjusted": hl.adjusted, "reject": hl.reject}}
 
 
 def analyze_perturb_runs(spec: Spec, root: Path, n_boot: int = N_BOOT) -> dict:
-    """Every perturb run of the spec: its part of analysis.json (tests Holm-corrected over the spec's distinct
-    comparisons, repeat pairs), and conditions.parquet (one row per run, seed, level and target)."""
+    """Every perturb run of the spec: its part of analysis.json (tests, repeat pairs, comparisons of two runs, the
+    Holm families the criteria declare), and conditions.parquet (one row per run, seed, level and target)."""
     analysis: dict = {"runs": {}, "pairs": {}}
     data: dict[str, RunData] = {}
     for run in spec.runs:
@@ -245,8 +221,11 @@ def analyze_perturb_runs(spec: Spec, root: Path, n_boot: int = N_BOOT) -> dict:
                 analysis["pairs"][pair] = analyze_pair(analysis["runs"][criterion.run],
                                                        analysis["runs"][criterion.repeat],
                                                        data[criterion.run], data[criterion.repeat])
+    analysis["effect_differences"] = {c.id: analyze_effect_difference(spec, c, analysis["runs"], data, n_boot)
+                                      for c in spec.criteria if c.kind == "effect_difference"}
     alpha = min((c.threshold for c in spec.criteria if c.kind == "significance"), default=DEFAULT_ALPHA)
     _holm(analysis, alpha)
+    analysis["families"] = holm_families(spec, analysis)
     m = analysis["holm"]["n_tests"]
     for result in analysis["runs"].values():
         for t in result.get("tests", []):

@@ -8,11 +8,11 @@ import math
 import statistics
 
 from esa.analysis.power import wilcoxon_power
-from esa.names import HIERARCHY
 from esa.grading.criteria import Grade, GradeContext, compare, compare_ci, evaluator
+from esa.grading.holm_families import corrected, family_of
+from esa.grading.perturb_data import criterion_level, hierarchy_steps
 from esa.spec.criteria import Determinism, Hierarchy, MinEffect, Monotonic, Ratio, Repeatability, Significance
 
-CHAIN = HIERARCHY  # random_matched ranks with random_k: an extra step against super
 REFERENCE_DZ = 0.5  # the stated effect an inconclusive significance reports power for (Cohen's "medium")
 
 
@@ -28,8 +28,7 @@ def _result(ctx: GradeContext, run_id: str) -> tuple[dict | None, list[str], str
 
 
 def _level(criterion, result: dict) -> float | None:
-    level = criterion.level if criterion.level is not None else result["levels"][0]
-    return level if level in result["levels"] else None
+    return criterion_level(criterion.level, result)
 
 
 def _tests(result: dict, level: float | None, a: str, b: str) -> list[dict]:
@@ -76,22 +75,19 @@ def _point(value: float, criterion, evidence: list[str], reason: str) -> Grade:
     return grade
 
 
-def _steps(targets: set[str]) -> list[tuple[str, str]]:
-    chain = [t for t in CHAIN if t in targets]
-    steps = list(zip(chain, chain[1:]))
-    return steps + ([("super", "random_matched")] if {"super", "random_matched"} <= targets else [])
-
-
 @evaluator("hierarchy")
 def grade_hierarchy(criterion: Hierarchy, ctx: GradeContext) -> Grade:
     result, evidence, problem = _result(ctx, criterion.run)
     if problem:
         return Grade(None, "inconclusive", problem, evidence)
     level = _level(criterion, result)
-    steps = _steps({r["target"] for r in result["rows"] if r["level"] == level})
+    steps = hierarchy_steps({r["target"] for r in result["rows"] if r["level"] == level})
     if not steps:
         return Grade(None, "inconclusive", "needs the super set and at least one control", evidence)
-    alpha = ctx.analysis.get("holm", {}).get("alpha", 0.05)
+    family = family_of(ctx.analysis, criterion)
+    if family is None:
+        return Grade(None, "inconclusive", f"the analysis has no Holm family '{criterion.holm_family()}'", evidence)
+    alpha = family["alpha"]
     held, reversed_, unclear = [], [], []
     for a, b in steps:
         tests = _tests(result, level, a, b)
@@ -103,13 +99,13 @@ def grade_hierarchy(criterion: Hierarchy, ctx: GradeContext) -> Grade:
         # A reversal must survive the phase's multiplicity control: with several seeds and steps, one 95% CI
         # below 0 is expected by chance now and then. NaN compares false: both sides diverged never reverses.
         below = [t for t in tests if t["diff"]["ci_high"] < 0]
-        if any((t.get("wilcoxon_p_less_holm") or 1.0) < alpha for t in below):
+        if any((corrected(family, t["test_key"], "less") or 1.0) < alpha for t in below):
             reversed_.append(text + " (Holm-significant in the reverse direction)")
         elif all(d["ci_low"] > 0 for d in diffs):
             held.append(text)
         else:
             unclear.append(text + (f" ({len(below)} of {len(tests)} seeds' CIs below 0, not significant after "
-                                   f"Holm at α = {alpha:g})" if below else ""))
+                                   f"Holm at α = {alpha:g} in family '{criterion.holm_family()}')" if below else ""))
     how = f"per seed a cluster-bootstrap CI of each step ({_units(result)}); "
     if reversed_:
         return _point(0.0, criterion, evidence, how + "reversed: " + "; ".join(reversed_))
@@ -125,25 +121,27 @@ def grade_significance(criterion: Significance, ctx: GradeContext) -> Grade:
     if problem:
         return Grade(None, "inconclusive", problem, evidence)
     tests = _tests(result, _level(criterion, result), "super", criterion.control)
-    if not tests or any(t["test"]["status"] != "ok" or t.get("wilcoxon_p_holm") is None for t in tests):
+    family = family_of(ctx.analysis, criterion)
+    if family is None:
+        return Grade(None, "inconclusive", f"the analysis has no Holm family '{criterion.holm_family()}'", evidence)
+    if not tests or any(t["test"]["status"] != "ok" or corrected(family, t["test_key"]) is None for t in tests):
         why = next((t["test"]["reason"] for t in tests if t["test"]["status"] != "ok"), "no test")
         return Grade(None, "inconclusive", why, evidence)
-    holm_info = ctx.analysis.get("holm", {})
-    m = int(holm_info.get("n_tests") or 1)
-    worst = max(tests, key=lambda t: t["wilcoxon_p_holm"])
-    value, test = worst["wilcoxon_p_holm"], worst["test"]
-    what = (f"largest Holm-corrected one-sided Wilcoxon p over {len(tests)} seeds ({m} distinct tests in the "
-            f"family); per-document ΔNLL, n = {test['n']} {test['unit']}s ({test['n_windows']} windows)")
+    m = int(family["n_tests"] or 1)
+    worst = max(tests, key=lambda t: corrected(family, t["test_key"]))
+    value, test = corrected(family, worst["test_key"]), worst["test"]
+    what = (f"largest Holm-corrected one-sided Wilcoxon p over {len(tests)} seeds ({m} distinct tests in family "
+            f"'{criterion.holm_family()}'); per-document ΔNLL, n = {test['n']} {test['unit']}s "
+            f"({test['n_windows']} windows)")
     grade = _point(value, criterion, evidence, what)
     grade.p = value
     if grade.status != "fail":
         return grade
-    opposite = [t for t in tests if t.get("wilcoxon_p_less_holm") is not None
-                and t["wilcoxon_p_less_holm"] < criterion.threshold]
-    if opposite:
-        grade.reason = (f"{criterion.control} does significantly more harm than super in {len(opposite)} of "
-                        f"{len(tests)} seeds (Holm-corrected p {min(t['wilcoxon_p_less_holm'] for t in opposite):.3g}"
-                        f" < {criterion.threshold:g}); {what}")
+    reverse = [p for t in tests if (p := corrected(family, t["test_key"], "less")) is not None
+               and p < criterion.threshold]
+    if reverse:
+        grade.reason = (f"{criterion.control} does significantly more harm than super in {len(reverse)} of "
+                        f"{len(tests)} seeds (Holm-corrected p {min(reverse):.3g} < {criterion.threshold:g}); {what}")
         return grade
     grade.status = "inconclusive"
     grade.reason = (f"{value:.4g} ≥ {criterion.threshold:g}, and not significant the other way; "

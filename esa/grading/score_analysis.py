@@ -26,6 +26,19 @@ def _read(root: Path, rel: str) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.exists() else None
 
 
+def top_sets(spec: Spec, root: Path, run, metric: str, mode: str, k: int) -> tuple[dict[int, pd.DataFrame], list[str]]:
+    """Per seed of a score run, its top-k selection of one metric and mode (rank < k); and the files missing."""
+    sets, missing = {}, []
+    for seed in run.seeds:
+        rel = f"{seed_dir(spec, run.id, seed)}/topk.parquet"
+        frame = _read(root, rel)
+        if frame is None:
+            missing.append(rel)
+        else:
+            sets[seed] = frame[(frame["metric"] == metric) & (frame["mode"] == mode) & (frame["rank"] < k)]
+    return sets, missing
+
+
 def _load_scores(root: Path, spec: Spec, run_id: str, seed: int, metric: str):
     """Full score tensors saved by the scoring stage (small models), as a (tensor, flat_index) → score lookup."""
     path = root / seed_dir(spec, run_id, seed) / "scores" / f"{metric}.safetensors"

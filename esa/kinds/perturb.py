@@ -5,7 +5,7 @@ from __future__ import annotations
 from esa.compile.code_deps import code_deps
 from esa.compile.plan import Plan, PlanError, StageNode
 from esa.compile.shared import add_corpus, add_model, results_dir
-from esa.grading import known_answer_criteria, perturb_criteria  # noqa: F401  (both register evaluators)
+from esa.grading import comparison_criteria, known_answer_criteria, perturb_criteria
 from esa.grading.perturb_analysis import analyze_perturb_runs
 from esa.kinds.base import RunKind
 from esa.spec import Spec
@@ -90,5 +90,7 @@ def score_seeds_of(run: PerturbRun, score_run: ScoreRun) -> list[int]:
     return list(score_run.seeds[: len(run.seeds)])
 
 
+# Evaluator modules beside the kind's own graders: importing them registers their criteria.
+REGISTERED = (comparison_criteria, known_answer_criteria)
 KIND = RunKind("perturb", PerturbRun, build_perturb, analyze_perturb_runs, ("analysis.json", "conditions.parquet"),
                perturb_criteria)

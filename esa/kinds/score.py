@@ -5,7 +5,7 @@ from __future__ import annotations
 from esa.compile.code_deps import code_deps
 from esa.compile.plan import Plan, StageNode
 from esa.compile.shared import add_corpus, add_model, results_dir
-from esa.grading import score_criteria
+from esa.grading import comparison_criteria, score_criteria
 from esa.grading.score_analysis import analyze_score_runs
 from esa.kinds.base import RunKind
 from esa.spec import Spec
@@ -40,5 +40,6 @@ def build_score(plan: Plan, spec: Spec, run: ScoreRun, specs: dict[str, Spec]) -
     return evidence
 
 
+REGISTERED = (comparison_criteria,)  # importing it registers stability_difference's evaluator
 KIND = RunKind("score", ScoreRun, build_score, analyze_score_runs, ("analysis.json", "stability_vs_k.parquet"),
                score_criteria)

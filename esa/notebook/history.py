@@ -26,6 +26,7 @@ class RunRecord:
     name: str | None = None  # branch or experiment name
     timestamp: str | None = None
     baseline: str | None = None  # the commit an experiment was run from
+    parent: str | None = None  # the revision this one was made from, to tell which stages ran in this one
     params: dict[str, Any] = field(default_factory=dict)
     grades: dict[str, dict[str, Any]] = field(default_factory=dict)  # "phase1" -> grades.json
 
@@ -45,7 +46,7 @@ def _phase_of(path: str) -> str | None:
     return None
 
 
-def _record(entry: dict[str, Any], kind: str, baseline: str | None = None) -> RunRecord:
+def _record(entry: dict[str, Any], kind: str, baseline: str | None = None, parent: str | None = None) -> RunRecord:
     data = entry.get("data") or {}
     params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
     grades = {}
@@ -54,19 +55,28 @@ def _record(entry: dict[str, Any], kind: str, baseline: str | None = None) -> Ru
         if phase and isinstance(metric, dict) and isinstance(metric.get("data"), dict):
             grades[phase] = metric["data"]
     return RunRecord(rev=str(entry.get("rev")), kind=kind, name=entry.get("name"), timestamp=data.get("timestamp"),
-                     baseline=baseline, params=params, grades=grades)
+                     baseline=baseline, parent=parent, params=params, grades=grades)
 
 
 def parse_exp_show(rows: list[dict[str, Any]]) -> list[RunRecord]:
-    """Records from `dvc exp show --json` output (workspace first, then commits, each with its experiments)."""
+    """Records from `dvc exp show --json` output (workspace first, then commits, each with its experiments).
+
+    Commits come newest first along first parents (`-n`), so each commit's parent is the next commit row and the
+    workspace's is the first; an experiment's is its baseline. The oldest commit shown has none.
+    """
+    commits = [str(row.get("rev")) for row in rows if row.get("rev") != "workspace"]
     records = []
     for row in rows:
-        kind = "workspace" if row.get("rev") == "workspace" else "commit"
-        records.append(_record(row, kind))
+        rev = str(row.get("rev"))
+        if rev == "workspace":
+            records.append(_record(row, "workspace", parent=commits[0] if commits else None))
+        else:
+            later = commits[commits.index(rev) + 1:]
+            records.append(_record(row, "commit", parent=later[0] if later else None))
         for experiment in row.get("experiments") or []:
-            for rev in experiment.get("revs") or []:
-                records.append(_record({**rev, "name": rev.get("name") or experiment.get("name")}, "experiment",
-                                       baseline=str(row.get("rev"))))
+            for run in experiment.get("revs") or []:
+                records.append(_record({**run, "name": run.get("name") or experiment.get("name")}, "experiment",
+                                       baseline=rev, parent=rev))
     return records
 
 

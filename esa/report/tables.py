@@ -88,6 +88,8 @@ def grade_table(grades: Mapping[str, Any], link_root: str = "") -> str:
     amended = ((grades.get("lock") or {}).get("changes") or {}).get("criteria") or {}
     for cid, c in grades.get("criteria", {}).items():
         flag = f'<br><small class="amended">{_esc(amended[cid])} after lock</small>' if cid in amended else ""
+        flag += '<br><small class="exploratory">exploratory</small>' if c.get("exploratory") else ""
+        family = f'<br><small class="family">Holm family {_esc(c["family"])}</small>' if c.get("family") else ""
         rows.append(
             [
                 f"<code>{_esc(cid)}</code>{flag}",
@@ -97,7 +99,7 @@ def grade_table(grades: Mapping[str, Any], link_root: str = "") -> str:
                 _esc(c.get("comparator")),
                 fmt(c.get("threshold")),
                 fmt_ci(c.get("ci")),
-                fmt(c.get("p")),
+                fmt(c.get("p")) + family,
                 badge(c.get("status", "inconclusive")),
                 _evidence(c.get("evidence", []), link_root),
             ]

@@ -22,12 +22,20 @@ Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=
 class _CriterionBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # The kind of run this criterion grades: the runs it names (run, repeat, a.run, b.run) must be of this kind.
+    # The kind of run this criterion grades: the runs it names (run, repeat, against, a.run, b.run) must be of it.
     run_kind: ClassVar[str]
+    # Kinds whose grade rests on p-values: they are Holm-corrected within the criterion's family.
+    tested: ClassVar[bool] = False
 
     id: Ident
     hypothesis: Ident = Field(description="id of the hypothesis this criterion tests")
     description: str = ""
+    exploratory: bool = Field(False, description=(
+        "not a test of a stated hypothesis: graded and reported as exploratory, and Holm-corrected apart from the "
+        "confirmatory criteria (family 'exploratory' unless `family` names one)"))
+    family: Ident | None = Field(None, description=(
+        "Holm family of this criterion's tests (kinds with a test only): the tests of the criteria naming the same "
+        "family are corrected together; default 'confirmatory' ('exploratory' for an exploratory criterion)"))
 
     @model_validator(mode="after")
     def _finite_threshold(self):
@@ -36,6 +44,20 @@ class _CriterionBase(BaseModel):
         if threshold is not None and not math.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, got {threshold}")
         return self
+
+    @model_validator(mode="after")
+    def _family_needs_a_test(self):
+        if self.family is not None and not self.tested:
+            tested = ", ".join(sorted(kind for kind, model in CRITERIA.items() if model.tested))
+            raise ValueError(f"family groups tests for Holm correction; {self.kind} has no test (kinds with one: "
+                             f"{tested})")
+        return self
+
+    def holm_family(self) -> str | None:
+        """The Holm family this criterion's tests are corrected in; None for kinds without a test."""
+        if not self.tested:
+            return None
+        return self.family or ("exploratory" if self.exploratory else "confirmatory")
 
 
 class _EvalCriterion(_CriterionBase):
@@ -124,6 +146,23 @@ class MetricOverlap(_CriterionBase):
     threshold: float = 0.6
 
 
+class StabilityDifference(_CriterionBase):
+    """Mean pairwise top-k Jaccard across seeds of metric ``a`` minus that of metric ``b`` (same mode and k; the same
+    or different score runs), e.g. "act_mag is less stable than grad_x_weight". CI: percentile bootstrap over seeds as
+    in ``jaccard_stability``, one draw of seeds for both sides when they have the same seeds (paired), independent
+    draws otherwise."""
+
+    run_kind: ClassVar[str] = "score"
+
+    kind: Literal["stability_difference"]
+    a: MetricRef
+    b: MetricRef
+    mode: Mode = "per_layer"
+    k: int | None = Field(None, gt=0, description="top-k size; default the smaller topk of the two runs")
+    comparator: Comparator = ">"
+    threshold: float = 0.0
+
+
 class TailRatio(_ScoreCriterion):
     """Tail excess over a null with no structure: per matrix, mean(top 1%)/median of the scores divided by the
     same statistic of |w|^p · (the data factor shuffled within the matrix); value = median over matrices (mean
@@ -179,17 +218,21 @@ class Ratio(_PerturbCriterion):
 
 class Hierarchy(_PerturbCriterion):
     """ΔPPL orders super > random_k > bottom_k: value 1 when every step's difference has a CI above 0 in every
-    seed, 0 when some step is reversed with its CI below 0, inconclusive otherwise."""
+    seed, 0 when some step is reversed (CI below 0 and the reverse Wilcoxon Holm-significant in the criterion's
+    family), inconclusive otherwise."""
 
+    tested: ClassVar[bool] = True  # a reversal must be Holm-significant in its family
     kind: Literal["hierarchy"]
     comparator: Comparator = "=="
     threshold: float = 1.0
 
 
 class Significance(_PerturbCriterion):
-    """Paired Wilcoxon of per-document ΔNLL (super > control), Holm-corrected across every distinct comparison
-    of the phase; value = the largest corrected p over seeds. Fails when the effect is significant the other way."""
+    """Paired Wilcoxon of per-document ΔNLL (super > control), Holm-corrected across the distinct tests of the
+    criteria in its family; value = the largest corrected p over seeds. Fails when the effect is significant the
+    other way."""
 
+    tested: ClassVar[bool] = True
     kind: Literal["significance"]
     control: Control = "random_k"
     comparator: Comparator = "<"
@@ -266,16 +309,38 @@ class Determinism(_CriterionBase):
     threshold: float = 0.0
 
 
-CRITERION_MODELS = (SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, TailRatio, Hotspot,
-                    AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, PplFactor, NegligibleEffect,
-                    Repeatability, Determinism)
+class EffectDifference(_CriterionBase):
+    """Two perturb runs on the same baseline windows (same model, data, protocol, dtype, eval_seed and fold):
+    ΔPPL(run) − ΔPPL(against) of a target, or their ratio, per shared seed with a paired document-cluster bootstrap
+    CI (one draw of documents for both runs) and a paired Wilcoxon of per-document ΔNLL differences in the
+    comparator's direction, Holm-corrected in the criterion's family; value = median over seeds, CI = the envelope
+    of the seeds' CIs (as ``ratio`` pools), p = the largest corrected p over seeds."""
+
+    run_kind: ClassVar[str] = "perturb"
+    tested: ClassVar[bool] = True
+
+    kind: Literal["effect_difference"]
+    run: Ident = Field(description="id of a perturb run: the effect being compared")
+    against: Ident = Field(description="id of the perturb run it is compared with, on the same baseline windows")
+    target: Target = "super"
+    level: float | None = Field(None, description="level of `run` (default: its first)")
+    against_level: float | None = Field(None, description="level of `against` (default: its first)")
+    measure: Literal["difference", "ratio"] = Field(
+        "difference", description="ΔPPL(run) − ΔPPL(against), or ΔPPL(run) / ΔPPL(against)")
+    comparator: Comparator = ">"
+    threshold: float = 0.0
+
+
+CRITERION_MODELS = (SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, StabilityDifference,
+                    TailRatio, Hotspot, AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect,
+                    PplFactor, NegligibleEffect, Repeatability, Determinism, EffectDifference)
 # kind → model (each model's `kind` literal), e.g. CRITERIA["ratio"] is Ratio.
 CRITERIA: dict[str, type[_CriterionBase]] = {model.model_fields["kind"].annotation.__args__[0]: model
                                              for model in CRITERION_MODELS}
 
 Criterion = Annotated[
-    Union[SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, TailRatio, Hotspot,
-          AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, PplFactor, NegligibleEffect,
-          Repeatability, Determinism],
+    Union[SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, StabilityDifference, TailRatio,
+          Hotspot, AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, PplFactor, NegligibleEffect,
+          Repeatability, Determinism, EffectDifference],
     Field(discriminator="kind"),
 ]

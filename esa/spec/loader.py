@@ -8,10 +8,15 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from esa.registry import reference_of
+from esa.spec.comparison_checks import check_effect_difference
 from esa.spec.errors import SpecError, SpecErrors
 from esa.spec.models import Spec
 from esa.spec.sweeps import expand_runs
 from esa.spec.yamlpos import YamlPositionError, load_with_positions, locate
+
+
+# Criterion fields that name one run.
+RUN_FIELDS = ("run", "repeat", "against")
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -175,7 +180,7 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
                     problems.append((("criteria", i, "runs", j),
                                      f"unknown run or sweep '{name}' (runs: {_known(run_index)}{sweeps})"))
         # Every run a criterion names must exist; the checks by kind below then assume it does.
-        unknown = [f for f in ("run", "repeat") if isinstance(getattr(criterion, f, None), str)
+        unknown = [f for f in RUN_FIELDS if isinstance(getattr(criterion, f, None), str)
                    and getattr(criterion, f) not in run_index]
         for field in unknown:
             problems.append((("criteria", i, field),
@@ -183,7 +188,7 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
         if unknown:
             continue
         # Every run a criterion names must be of the kind it grades; then that kind's own checks.
-        named = [(("criteria", i, f), getattr(criterion, f)) for f in ("run", "repeat")
+        named = [(("criteria", i, f), getattr(criterion, f)) for f in RUN_FIELDS
                  if isinstance(getattr(criterion, f, None), str)]
         named += [(("criteria", i, side, "run"), getattr(criterion, side).run) for side in ("a", "b")
                   if hasattr(criterion, side)]
@@ -195,6 +200,8 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
                                    f"({kind} runs: {_ids(spec, kind)})"))
         if wrong:
             continue
+        if criterion.kind == "effect_difference":
+            problems.extend(check_effect_difference(spec, criterion, ("criteria", i)))
         if kind == "ablation_check":
             problems.extend(_check_ablation_ref(spec, criterion, ("criteria", i)))
         elif kind == "score":

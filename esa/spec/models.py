@@ -54,6 +54,7 @@ class Spec(BaseModel):
     _where: Any = PrivateAttr(None)  # source path -> (line, col)
     _origin: dict = PrivateAttr(default_factory=dict)  # (run index, field) -> source path
     _name_written: bool = PrivateAttr(False)  # False: the name is the default phase<N>
+    _warnings: list = PrivateAttr(default_factory=list)  # set by the compiler: settings the grader ignores
 
     @model_validator(mode="after")
     def _default_name(self):
@@ -75,6 +76,13 @@ class Spec(BaseModel):
         line, col = self._where((key,)) if self._where else (1, 1)
         return SpecError(self._source, line, col, ("name",), message)
 
+    def error_at(self, path: tuple, message: str):
+        """A located error about a source path (e.g. ('criteria', 2, 'k')), for checks made after loading."""
+        from esa.spec.errors import SpecError
+
+        line, col = self._where(path) if self._where else (1, 1)
+        return SpecError(self._source, line, col, tuple(path), message)
+
     def error_at_run(self, run_id: str, field: str | None, message: str):
         """A located error about one run's field, for checks made after loading (e.g. across specs)."""
         from esa.spec.errors import SpecError
@@ -89,8 +97,20 @@ class Spec(BaseModel):
         return self._source
 
     @property
+    def warnings(self) -> list:
+        return self._warnings
+
+    @property
     def sha256(self) -> str:
         return self._sha256
+
+    def sweep_members(self, sweep_id: str) -> list[str]:
+        """Ids of the runs a sweep with this id generated (none for a plain run id)."""
+        return list(self._sweep_members.get(sweep_id, []))
+
+    def sweep_of(self, run_id: str) -> str | None:
+        """The id of the sweep that generated this run, if the sweep has one."""
+        return next((sweep for sweep, members in self._sweep_members.items() if run_id in members), None)
 
     def run(self, run_id: str) -> Run:
         return next(run for run in self.runs if run.id == run_id)

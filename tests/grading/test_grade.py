@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from esa.analysis.eval_ci import cv_ci, metric_ci
+from esa.grading.criteria_values import criterion_values
 from esa.grading.grade import grade_spec
 from esa.spec import load_spec
 
@@ -100,6 +101,25 @@ def test_finite_passes_and_fails_on_counts(tmp_path):
     grades = grade(tmp_path, ok, [float("nan"), 20.0, 20.1, 19.9, 20.0])["criteria"]
     assert grades["fin"]["status"] == "fail" and math.isclose(grades["fin"]["value"], 9 / 10)
     assert grades["sane"]["status"] == "inconclusive"  # a NaN leaves sanity ungradeable
+
+
+def test_grades_json_carries_every_criterion_value_as_numbers_only(tmp_path):
+    tight, wide = [20.0, 20.1, 19.9, 20.05, 19.95], [30.0, 36.0, 24.0, 33.0, 27.0]
+    grades = grade(tmp_path, tight, wide)
+    written = json.loads((tmp_path / "results/phase1/grades.json").read_text())["criteria_values"]
+    assert written.keys() == grades["criteria"].keys()
+    cv_a, cv = written["cv-a"], written["cv"]
+    assert cv_a["status_code"] == 1 and cv["status_code"] == -1
+    assert math.isclose(cv["value"], statistics.stdev(wide) / statistics.fmean(wide))
+    assert [cv_a["ci_low"], cv_a["ci_high"]] == grades["criteria"]["cv-a"]["ci"]
+    numbers = [v for c in written.values() for v in c.values()]
+    assert all(v is None or type(v) in (int, float) for v in numbers)  # DVC makes a column of each number
+
+
+def test_criterion_values_drop_what_is_not_a_finite_number():
+    values = criterion_values({"value": float("nan"), "status": "inconclusive", "ci": [float("-inf"), 2.0]})
+    assert values == {"value": None, "status_code": 0, "ci_low": None, "ci_high": 2.0}
+    assert criterion_values({"value": 3, "status": "fail", "ci": None})["status_code"] == -1
 
 
 def test_ppl_sanity_passes_fails_and_is_inconclusive(tmp_path):

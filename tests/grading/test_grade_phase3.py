@@ -150,11 +150,12 @@ def test_hierarchy_reversal_must_survive_holm(tmp_path):
     criterion = project.spec.criteria[0]
     tests = [t for t in project.analysis["runs"]["a"]["tests"] if (t["a"], t["b"]) == ("random_k", "bottom_k")]
     flipped = tests[0]
+    family = project.analysis["families"]["confirmatory"]
     flipped["diff"].update(diff=-0.004, ci_low=-0.007, ci_high=-0.001)  # this seed: reversed at 95% ...
-    flipped["wilcoxon_p_less_holm"] = 0.2                              # ... but not after Holm
+    family["less"]["adjusted"][flipped["test_key"]] = 0.2             # ... but not after Holm in its family
     grade = EVALUATORS["hierarchy"](criterion, GradeContext(project.spec, project.root, project.analysis))
     assert grade.status == "inconclusive" and "not significant after Holm" in grade.reason, grade.reason
-    flipped["wilcoxon_p_less_holm"] = 0.001
+    family["less"]["adjusted"][flipped["test_key"]] = 0.001
     grade = EVALUATORS["hierarchy"](criterion, GradeContext(project.spec, project.root, project.analysis))
     assert grade.status == "fail" and "Holm-significant in the reverse direction" in grade.reason, grade.reason
 
@@ -177,9 +178,11 @@ def test_significance_passes_fails_the_other_way_and_is_inconclusive_with_power(
     assert grade.status == "fail" and "random_k does significantly more harm than super" in grade.reason
     grade, project = one_run(tmp_path / "tie", "kind: significance", chain(0.0201, 0.02, 0.0), doc_sd=0.01)
     assert grade.status == "inconclusive" and grade.value >= 0.01, grade.reason
+    family = project.analysis["families"]["confirmatory"]
     worst = max((t for t in project.analysis["runs"]["a"]["tests"] if t["b"] == "random_k"),
-                key=lambda t: t["wilcoxon_p_holm"])
-    m = project.analysis["holm"]["n_tests"]
+                key=lambda t: family["adjusted"][t["test_key"]])
+    m = family["n_tests"]
+    assert m == 3  # the criterion's three seeds: comparisons no criterion grades stay out of its family
     observed = wilcoxon_power(worst["test"]["cohen_dz"], 30, alpha=0.01, m_tests=m)
     stated = wilcoxon_power(0.5, 30, alpha=0.01, m_tests=m)
     assert worst["test"]["cohen_dz"] <= 0 and "the observed d_z: effect size" in grade.reason, observed

@@ -1,0 +1,1 @@
+"""`esa show`: a spec's runs, criteria and compiled stages as readable text."""
