@@ -187,8 +187,15 @@ def conditions_frame(summary: pd.DataFrame, runs: Sequence[Any]) -> pd.DataFrame
 
 
 def _order_text(means: Mapping[str, float]) -> str:
-    ranked = sorted(means, key=lambda t: -means[t])
-    return " > ".join(f"{t} {fmt(means[t])}" for t in ranked)
+    """The means in the hypothesis' order with the sign each adjacent pair actually has, e.g.
+    'super -0.001 < random_k -0.0006 < bottom_k -0.0001': a fixed ' > ' would state a false chain."""
+    order = [t for t in dict.fromkeys((*TARGETS, *ALL_TARGETS, *means)) if t in means]
+    text = f"{order[0]} {fmt(means[order[0]])}" if order else ""
+    for a, b in zip(order, order[1:]):
+        x, y = means[a], means[b]
+        sign = ">" if x > y else "<" if x < y else "=" if x == y else "vs"  # "vs": a NaN compares neither way
+        text += f" {sign} {b} {fmt(y)}"
+    return text
 
 
 def _steps_by_ci(result: Mapping[str, Any], level: float, means: Mapping[str, float]) -> tuple[str, str] | None:

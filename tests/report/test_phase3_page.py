@@ -187,7 +187,19 @@ def test_divergence_and_hierarchy_sentences() -> None:
                             "mean": [3.0, 1.0, 0.5, 0.2, 1.0, -0.1], "status": "ok"})
     said = t3.hierarchy_sentences(summary, [_run("a", "zero"), _run("b", "zero")], {"a": 1.0, "b": 1.0})
     assert said[0] == "**The hierarchy super > random_k > bottom_k holds** (mean ΔPPL over seeds) for `a`."
-    assert said[1] == "**It does not hold** for `b`: random_k 1 > super 0.2 > bottom_k -0.1."
+    assert said[1] == "**It does not hold** for `b`: super 0.2 < random_k 1 > bottom_k -0.1."
+
+
+@pytest.mark.parametrize("values, expected", [
+    ((-0.000999, -0.000562, -0.000143), "super -0.000999 < random_k -0.000562 < bottom_k -0.000143"),
+    ((3.0, 1.0, 0.5), "super 3 > random_k 1 > bottom_k 0.5"),
+    ((0.5, 1.0, 0.2), "super 0.5 < random_k 1 > bottom_k 0.2"),
+    ((1.0, 0.2, 0.5), "super 1 > random_k 0.2 < bottom_k 0.5"),
+    ((1.0, 1.0, math.nan), "super 1 = random_k 1 vs bottom_k —"),
+])
+def test_hierarchy_order_text_states_the_sign_each_pair_has(values, expected) -> None:
+    means = dict(zip(("bottom_k", "super", "random_k"), (values[2], values[0], values[1])))  # any dict order
+    assert t3._order_text(means) == expected
 
 
 def test_repeat_frame_and_sentence() -> None:
