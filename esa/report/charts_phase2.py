@@ -159,16 +159,42 @@ def stability_frame(curve: pd.DataFrame | None) -> pd.DataFrame:
     return df[[c for c in columns if c in df]].sort_values(["series", "mode", "k"]).reset_index(drop=True)
 
 
+# Solid first; none like the threshold rule's [4, 4].
+DASHES: tuple[list[int], ...] = ([1, 0], [2, 2], [8, 3, 2, 3], [12, 3])
+
+
+def series_style(series: pd.Series) -> tuple[alt.Color, alt.StrokeDash]:
+    """Colour and dash per series so that no two series look alike: the 8 palette colours are reused only
+    with another dash pattern (one legend, as both share field and title)."""
+    names = list(dict.fromkeys(series.astype(str)))
+    n = len(OKABE_ITO)
+    # Line symbols: the default point symbol would not show the dash.
+    legend = alt.Legend(labelLimit=LABEL_LIMIT, symbolType="stroke", symbolStrokeWidth=2)
+    color = alt.Color("series:N", title="metric", legend=legend, scale=alt.Scale(
+        domain=names, range=[OKABE_ITO[i % n] for i in range(len(names))]))
+    dash = alt.StrokeDash("series:N", title="metric", legend=legend, scale=alt.Scale(
+        domain=names, range=[_dash(i // n) for i in range(len(names))]))
+    return color, dash
+
+
+def _dash(group: int) -> list[int]:
+    """The dash pattern of the ``group``-th pass through the palette, distinct for every group."""
+    return DASHES[group] if group < len(DASHES) else [group + 2, 2, 1, 2]
+
+
 def stability_chart(frame: pd.DataFrame, threshold: float = 0.4,
                     title: str = "Top-k stability across seeds") -> alt.FacetChart:
     """Mean pairwise Jaccard (bootstrap CI as error bars) against k, one panel per mode, threshold as a rule."""
     df = frame.assign(threshold=threshold)
     log_k = _wants_log(df["k"].astype(float))
+    # Short SI labels ("10k") and greedy overlap removal: a log axis over k otherwise prints colliding labels.
     x = alt.X("k:Q", title="k (weights selected)" + (" — log scale" if log_k else ""),
-              scale=alt.Scale(type="log") if log_k else alt.Scale(zero=False))
-    color = alt.Color("series:N", title="metric", legend=alt.Legend(labelLimit=LABEL_LIMIT))
+              scale=alt.Scale(type="log") if log_k else alt.Scale(zero=False),
+              axis=alt.Axis(format="~s", labelOverlap="greedy", labelAngle=0, tickCount=6, labelFlush=True))
+    color, dash = series_style(df["series"])
     base = alt.Chart().encode(x=x, color=color)
     line = base.mark_line(point=True).encode(
+        strokeDash=dash,
         y=alt.Y("mean:Q", title="mean pairwise Jaccard", scale=alt.Scale(domain=[0, 1])),
         tooltip=["series", "mode", "k", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("ci_low:Q", format=".3f"),
                  alt.Tooltip("ci_high:Q", format=".3f"), "n_seeds"],

@@ -126,6 +126,26 @@ def test_stability_frame_drops_nan_and_labels_shared_metrics() -> None:
     assert chart["facet"]["column"]["field"] == "mode"
 
 
+def _encoding(spec: dict, channel: str) -> list[dict]:
+    return [layer["encoding"][channel] for layer in spec["spec"]["layer"] if channel in layer.get("encoding", {})]
+
+
+@pytest.mark.parametrize("n_series", [3, 12, 40])
+def test_stability_chart_gives_every_series_its_own_look_and_spaced_k_labels(n_series) -> None:
+    curve = pd.DataFrame([{"run": "r", "metric": f"metric_{i:02d}", "mode": "global", "k": k, "mean": 0.5,
+                           "ci_low": 0.4, "ci_high": 0.6, "n_seeds": 3, "n_pairs": 3}
+                          for i in range(n_series) for k in (10, 100, 1000, 10000, 100000)])
+    frame = c2.stability_frame(curve)
+    spec = c2.stability_chart(frame).to_dict()
+    line = next(layer["encoding"] for layer in spec["spec"]["layer"] if "strokeDash" in layer.get("encoding", {}))
+    color, dash = line["color"]["scale"], line["strokeDash"]["scale"]
+    assert color["domain"] == dash["domain"] == sorted(frame["series"].unique())
+    looks = {(c, tuple(d)) for c, d in zip(color["range"], dash["range"])}
+    assert len(looks) == n_series == len(color["range"])
+    axis = _encoding(spec, "x")[0]["axis"]
+    assert axis["labelOverlap"] and axis["format"] == "~s"
+
+
 def test_overlap_frame_is_symmetric_without_diagonal() -> None:
     overlap = {
         "a|b/per_layer": {"jaccard": 0.25, "k": 10},
