@@ -105,25 +105,35 @@ def grade_spec(spec: Spec, root: Path) -> tuple[dict, Path]:
 
 
 def print_grades(grades: dict) -> None:
+    import shutil
+
     from rich.console import Console
     from rich.table import Table
 
     colors = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+    # The terminal's width (COLUMNS first), not rich's 80 when output is piped; a wide fallback keeps logs whole.
+    width = shutil.get_terminal_size((160, 24)).columns
     table = Table(title=f"Phase {grades['phase']} — {grades['title']}")
-    for column in ("criterion", "hyp.", "value", "test", "status", "reason"):
+    # Ids are what one greps for: keep them on one line where a third of the width allows, else fold them
+    # onto further lines, never cut them with an ellipsis.
+    longest = max((len(cid) for cid in grades["criteria"]), default=0)
+    table.add_column("criterion", overflow="fold", min_width=min(longest, max(width // 3, 8)))
+    table.add_column("hyp.", overflow="fold")
+    for column in ("value", "test", "status", "reason"):
         table.add_column(column)
     for cid, c in grades["criteria"].items():
         value = "—" if c["value"] is None else f"{c['value']:.4g}"
         table.add_row(cid, c["hypothesis"], value, f"{c['comparator']} {c['threshold']:g}",
                       f"[{colors[c['status']]}]{c['status']}[/]", c["reason"])
-    Console().print(table)
+    console = Console(width=width)
+    console.print(table)
     counts = grades["counts"]
-    Console().print(f"{counts['pass']} pass, {counts['fail']} fail, {counts['inconclusive']} inconclusive")
+    console.print(f"{counts['pass']} pass, {counts['fail']} fail, {counts['inconclusive']} inconclusive")
     lock = grades.get("lock")
     if lock:
-        Console().print(lock_line(lock), highlight=False)
+        console.print(lock_line(lock), highlight=False)
         if lock.get("diff"):
-            Console().print(lock["diff"].rstrip(), markup=False, highlight=False)
+            console.print(lock["diff"].rstrip(), markup=False, highlight=False)
 
 
 def lock_line(lock: dict) -> str:

@@ -65,3 +65,24 @@ def test_unreadable_grades_are_one_line_naming_the_file_and_line(project):
     (project / GRADES).write_text('{"criteria": {"cv": {"value": 1.0}}}')
     result = grade()
     assert result.exit_code == 2 and result.output.count("\n") == 1 and "unexpected content (KeyError" in result.output
+
+
+LONG_ID = "phase3-zero-super-vs-random-matched-hierarchy-at-the-first-level-of-every-run"
+
+
+@pytest.mark.parametrize("columns", [60, 100, 240])
+def test_table_never_cuts_a_criterion_id(monkeypatch, capsys, columns):
+    from esa.grading.grade import print_grades
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    reason = "super -0.000999 < random_k -0.000562 < bottom_k -0.000143; " * 3
+    print_grades({"phase": 3, "title": "t", "counts": {"pass": 0, "fail": 1, "inconclusive": 0},
+                  "criteria": {LONG_ID: {"hypothesis": "H1", "value": 0.0, "comparator": ">=", "threshold": 1,
+                                         "status": "fail", "reason": reason}}})
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= columns and "…" not in "".join(lines)
+    # The first cell of the rows, read downwards, spells the whole id.
+    cells = [line.split("│")[1].strip() for line in lines if line.startswith("│")]
+    assert "".join(cells) == LONG_ID
+    if columns >= 240:
+        assert any(LONG_ID in line for line in lines)  # room enough: on one line
