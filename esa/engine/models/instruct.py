@@ -11,14 +11,12 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from esa.configs import InstructModel
 from esa.engine.data.corpus import load_split
 from esa.engine.data.instruct_pairs import CHAT_TEMPLATE, Pair, chat_messages, corpus_pairs
-from esa.engine.models.reference import BETAS, GRAD_CLIP, HELDOUT_CHUNKS, WEIGHT_DECAY, lr_lambda, mean_loss
-from esa.engine.models.reference import pack_tokens
+from esa.engine.models.reference import HELDOUT_CHUNKS, mean_loss, pack_tokens, train_loop
 from esa.stageio import write_json
 
 IGNORE = -100  # label value the causal-LM loss skips
@@ -71,36 +69,12 @@ def _measure(model, heldout_pairs, heldout_text, cfg: InstructModel) -> dict:
 
 
 def finetune(cfg: InstructModel, model, train: tuple[torch.Tensor, ...]) -> list[dict]:
-    """AdamW with the reference recipe's warmup + cosine schedule; returns the logged loss curve."""
+    """The reference recipe (esa.engine.models.reference.train_loop) over the pairs; returns the loss curve."""
     torch.manual_seed(cfg.seed)
     ids, labels, mask = train
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate, betas=BETAS)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.train_steps, max(1, cfg.train_steps // 20)))
-    generator = torch.Generator().manual_seed(cfg.seed)
-    order: list[int] = []
-    log_every = max(1, cfg.train_steps // 50)
-    curve, window = [], []
-    model.train()
-    for step in tqdm(range(cfg.train_steps), desc=f"fine-tune {cfg.name}", mininterval=2.0):
-        batch = []
-        while len(batch) < cfg.batch_size:
-            if not order:
-                order = torch.randperm(len(ids), generator=generator).tolist()
-            batch.append(order.pop())
-        loss = model(input_ids=ids[batch], attention_mask=mask[batch], labels=labels[batch]).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-        opt.step()
-        sched.step()
-        window.append(loss.item())
-        if (step + 1) % log_every == 0 or step + 1 == cfg.train_steps:
-            curve.append({"step": step + 1, "loss": round(sum(window) / len(window), 5),
-                          "lr": sched.get_last_lr()[0]})
-            window = []
+    loss_of = lambda idx: model(input_ids=ids[idx], attention_mask=mask[idx], labels=labels[idx]).loss  # noqa: E731
+    curve = train_loop(model, loss_of, n_items=len(ids), batch_size=cfg.batch_size, steps=cfg.train_steps,
+                       learning_rate=cfg.learning_rate, seed=cfg.seed, desc=f"fine-tune {cfg.name}")
     model.eval()
     return curve
 

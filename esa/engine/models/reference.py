@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -144,29 +145,22 @@ def active_non_embedding_params(model_cfg: ReferenceModel, model: torch.nn.Modul
     return total - experts + experts * model_cfg.experts_per_token // model_cfg.num_experts
 
 
-def train_model(model_cfg: ReferenceModel, tokenizer, train: torch.Tensor,
-                heldout: torch.Tensor | None) -> tuple[torch.nn.Module, dict]:
-    torch.manual_seed(model_cfg.seed)
-    model = new_model(model_cfg, tokenizer)
-    # The MoE's load-balancing loss joins the training loss only; the saved config leaves it off, so evaluation
-    # losses are plain next-token NLL.
-    extra = {"output_router_logits": True} if isinstance(model_cfg, MoEReferenceModel) else {}
+def train_loop(model: torch.nn.Module, loss_of: Callable[[list[int]], torch.Tensor], *, n_items: int,
+               batch_size: int, steps: int, learning_rate: float, seed: int, desc: str) -> list[dict]:
+    """The recipe every trained model shares: AdamW (no decay on norms), warmup + cosine, gradient clipping, batches
+    of item indices drawn by seeded epochs. ``loss_of(indices)`` is the batch loss; returns the logged loss curve."""
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]  # norms: no weight decay
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=model_cfg.learning_rate, betas=BETAS)
-    steps = model_cfg.train_steps
+                             {"params": no_decay, "weight_decay": 0.0}], lr=learning_rate, betas=BETAS)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(steps, max(1, steps // 20)))
-    sampler = ChunkSampler(len(train), torch.Generator().manual_seed(model_cfg.seed))
+    sampler = ChunkSampler(n_items, torch.Generator().manual_seed(seed))
     log_every = max(1, steps // 50)
     curve, window_losses = [], []
-    start = time.perf_counter()
-    bar = tqdm(range(steps), desc=f"train {model_cfg.name}", mininterval=2.0)
+    bar = tqdm(range(steps), desc=desc, mininterval=2.0)
     for step in bar:
-        batch = train[sampler.next(model_cfg.batch_size)]
-        loss = model(input_ids=batch, labels=batch, **extra).loss
+        loss = loss_of(sampler.next(batch_size))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -178,6 +172,21 @@ def train_model(model_cfg: ReferenceModel, tokenizer, train: torch.Tensor,
             curve.append({"step": step + 1, "loss": round(avg, 5), "lr": sched.get_last_lr()[0]})
             window_losses = []
             bar.set_postfix(loss=f"{avg:.3f}", refresh=False)
+    return curve
+
+
+def train_model(model_cfg: ReferenceModel, tokenizer, train: torch.Tensor,
+                heldout: torch.Tensor | None) -> tuple[torch.nn.Module, dict]:
+    torch.manual_seed(model_cfg.seed)
+    model = new_model(model_cfg, tokenizer)
+    # The MoE's load-balancing loss joins the training loss only; the saved config leaves it off, so evaluation
+    # losses are plain next-token NLL.
+    extra = {"output_router_logits": True} if isinstance(model_cfg, MoEReferenceModel) else {}
+    steps = model_cfg.train_steps
+    start = time.perf_counter()
+    curve = train_loop(model, lambda idx: model(input_ids=train[idx], labels=train[idx], **extra).loss,
+                       n_items=len(train), batch_size=model_cfg.batch_size, steps=steps,
+                       learning_rate=model_cfg.learning_rate, seed=model_cfg.seed, desc=f"train {model_cfg.name}")
     wall = time.perf_counter() - start
     log = {
         "steps": steps,
