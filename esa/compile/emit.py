@@ -33,12 +33,17 @@ def _stage_dict(node: StageNode) -> dict:
     if node.params:
         stage["params"] = list(node.params)
     if node.outs:
-        stage["outs"] = list(node.outs)
+        stage["outs"] = _paths(node.outs, node.uncached)
     if node.metrics:
-        # Cached (DVC's default): results/ is git-ignored, so `dvc exp show` reads every commit's and
-        # experiment's metrics from the cache through dvc.lock — the lab notebook's history.
-        stage["metrics"] = list(node.metrics)
+        # Only grades: per-seed files as metrics would give `dvc exp show` a column for each of their numbers.
+        stage["metrics"] = _paths(node.metrics, node.uncached)
     return stage
+
+
+def _paths(paths: tuple[str, ...], uncached: tuple[str, ...]) -> list:
+    # Uncached outputs live in git (results/*/grades.json, summary.json: see .gitignore), so a clean clone holds
+    # the graded results the README quotes; `dvc exp show` reads both kinds through dvc.lock and git.
+    return [{path: {"cache": False}} if path in uncached else path for path in paths]
 
 
 def _dump(data: dict, sort_keys: bool) -> str:

@@ -20,6 +20,7 @@ class StageNode:
     params: tuple[str, ...] = ()  # dotted keys into params.yaml
     outs: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()  # small JSON files `dvc metrics` / `dvc exp show` read
+    uncached: tuple[str, ...] = ()  # outs or metrics kept in git (`cache: false`), e.g. what the README cites
 
     def produces(self) -> tuple[str, ...]:
         return self.outs + self.metrics

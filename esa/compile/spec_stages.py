@@ -25,12 +25,16 @@ def add_spec(plan: Plan, spec: Spec, specs: dict[str, Spec], locked: bool = Fals
     evidence.extend(manifests)
     if locked:
         evidence.append(lock_path(spec.source).as_posix())
+    outs = tuple(f"results/{spec.name}/{name}" for name in grade_outputs(spec))
+    grades = f"results/{spec.name}/grades.json"
     plan.add(
         StageNode(
             name=f"grade.{spec.name}",
             cmd=f"python {GRADE_PROGRAM} {spec.source}",
             deps=(spec.source, *code_deps(GRADE_PROGRAM, root=plan.root), *evidence),
-            outs=tuple(f"results/{spec.name}/{name}" for name in grade_outputs(spec)),
-            metrics=(f"results/{spec.name}/grades.json",),
+            outs=outs,
+            metrics=(grades,),
+            # Small and git-tracked: what a clean clone shows and what the README's result tables cite.
+            uncached=(grades, *(path for path in outs if path.endswith("/summary.json"))),
         )
     )

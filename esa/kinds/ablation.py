@@ -31,8 +31,7 @@ def build_ablation(plan: Plan, spec: Spec, run: AblationRun, specs: dict[str, Sp
                 deps=(*code_deps("stages/ablation.py", root=plan.root), data, *model_deps, f"{scores}/scores", f"{scores}/topk.parquet"),
                 params=(key,),
                 outs=(f"{out}/ablation.parquet", f"{out}/transfer.parquet", f"{out}/sampling.json",
-                      f"{out}/manifest.json"),
-                metrics=(f"{out}/summary.json",),
+                      f"{out}/manifest.json", f"{out}/summary.json"),
             ),
             {key: params},
         )

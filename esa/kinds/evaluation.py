@@ -31,8 +31,7 @@ def build_eval(plan: Plan, spec: Spec, run: EvalRun, specs: dict[str, Spec]) -> 
                 cmd=(f"python stages/evaluate.py --key {key} --seed {seed} --spec {spec.source} --out {out}"),
                 deps=(*code_deps("stages/evaluate.py", root=plan.root), data, *model_deps),
                 params=(key,),
-                outs=(f"{out}/sequences.parquet", f"{out}/sampling.json", f"{out}/manifest.json"),
-                metrics=(f"{out}/metrics.json",),
+                outs=(f"{out}/sequences.parquet", f"{out}/sampling.json", f"{out}/manifest.json", f"{out}/metrics.json"),
             ),
             {key: params},
         )

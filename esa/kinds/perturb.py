@@ -32,8 +32,7 @@ def add_baseline(plan: Plan, run: PerturbRun) -> str:
             cmd=f"python stages/evaluate.py --key {key} --seed {run.eval_seed} --out {out}",
             deps=(*code_deps("stages/evaluate.py", root=plan.root), data, *model_deps),
             params=(key,),
-            outs=(f"{out}/sequences.parquet", f"{out}/sampling.json", f"{out}/manifest.json"),
-            metrics=(f"{out}/metrics.json",),
+            outs=(f"{out}/sequences.parquet", f"{out}/sampling.json", f"{out}/manifest.json", f"{out}/metrics.json"),
         ),
         {key: {"model": model_location, "model_name": run.model, "data": data, **run.evaluation()}},
     )
@@ -67,8 +66,7 @@ def build_perturb(plan: Plan, spec: Spec, run: PerturbRun, specs: dict[str, Spec
                 deps=(*code_deps("stages/perturb.py", root=plan.root), data, *model_deps, f"{scores}/topk.parquet", f"{scores}/bottomk.parquet",
                       f"{baseline}/sequences.parquet"),
                 params=(key,),
-                outs=(f"{out}/conditions.parquet", f"{out}/manifest.json"),
-                metrics=(f"{out}/summary.json",),
+                outs=(f"{out}/conditions.parquet", f"{out}/manifest.json", f"{out}/summary.json"),
             ),
             {key: params},
         )

@@ -30,8 +30,7 @@ def build_score(plan: Plan, spec: Spec, run: ScoreRun, specs: dict[str, Spec]) -
                 cmd=f"python stages/score.py --key {key} --seed {seed} --spec {spec.source} --out {out}",
                 deps=(*code_deps("stages/score.py", root=plan.root), data, *model_deps),
                 params=(key,),
-                outs=(*(f"{out}/{name}" for name in files), f"{out}/scores"),
-                metrics=(f"{out}/summary.json",),
+                outs=(*(f"{out}/{name}" for name in files), f"{out}/scores", f"{out}/summary.json"),
             ),
             {key: params},
         )

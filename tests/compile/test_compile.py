@@ -63,7 +63,12 @@ def test_shared_nodes_are_emitted_once_and_phases_accumulate(project):
     assert params["reference_models"]["ref-tiny"]["hidden_size"] == 32
     header = result.dvc_yaml.splitlines()[2:4]
     assert header[0].startswith("# source: specs/a.yaml sha256:") and header[1].startswith("# source: specs/b.yaml")
-    assert stages["grade.phase2"]["metrics"] == ["results/phase2/grades.json"]  # cached: exp show reads history
+    # The only metrics are grades, kept in git (`cache: false`); per-seed files are plain outs, or `dvc exp show`
+    # would have a column for every number of every seed.
+    assert stages["grade.phase2"]["metrics"] == [{"results/phase2/grades.json": {"cache": False}}]
+    assert stages["grade.phase1"]["outs"] == [{"results/phase1/summary.json": {"cache": False}}]
+    assert "results/phase2/base/seed8/metrics.json" in stages["eval.phase2/base/seed8"]["outs"]
+    assert not any("metrics" in stage for name, stage in stages.items() if not name.startswith("grade."))
     assert "results/phase2/base/seed8/metrics.json" in stages["grade.phase2"]["deps"]
 
 

@@ -42,7 +42,7 @@ def test_hub_spec_compiles_to_cuda_bf16_stages_of_its_hub_models(repo_root, sour
     assert sorted({run["model"] for run in params.values()}) == sorted(models)
     assert all(run["device"] == "cuda" and run["dtype"] == "bfloat16" for run in params.values())
     assert f"grade.{name}" in stages
-    assert stages[f"grade.{name}"]["metrics"] == [f"results/{name}/grades.json"]
+    assert stages[f"grade.{name}"]["metrics"] == [{f"results/{name}/grades.json": {"cache": False}}]
 
 
 def test_pythia_scores_every_rung_with_the_three_metrics_in_both_modes(repo_root):

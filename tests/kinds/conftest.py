@@ -83,7 +83,8 @@ class KindsProject:
 
     def producer(self, dep: str) -> str | None:
         for name, stage in self.stages.items():
-            for out in [*stage.get("outs", []), *stage.get("metrics", [])]:
+            for entry in [*stage.get("outs", []), *stage.get("metrics", [])]:
+                out = next(iter(entry)) if isinstance(entry, dict) else entry  # {path: {cache: false}}
                 if dep == out or dep.startswith(out.rstrip("/") + "/"):
                     return name
         return None
