@@ -13,26 +13,31 @@ from dataclasses import dataclass, field
 
 import torch
 
-# First match wins; patterns are matched against the full parameter name.
+# First match wins; patterns are matched against the full parameter name. Families: Llama/Mistral/Qwen2/Gemma,
+# Mixtral/Qwen2-MoE/Qwen3-MoE/OLMoE/DeepSeek-V2/V3/GPT-OSS (routers, packed and shared experts), Phi/Phi-3,
+# GPT-2/StarCoder2 (`c_attn`, `c_fc`, `c_proj`), GPT-NeoX/Pythia, Falcon/BLOOM (`query_key_value`,
+# `dense_h_to_4h`, `dense_4h_to_h`), OPT (`fc1`, `fc2`), GPT-J/CodeGen (`fc_in`, `fc_out`), MPT (`Wqkv`).
 _COMPONENT_PATTERNS: tuple[tuple[str, str], ...] = (
-    # Embeddings and output head.
-    (r"(^|\.)(embed_tokens|wte|wpe|embed_in|word_embeddings)\.", "embed"),
+    # Embeddings and output head (OPT learns its positions in `embed_positions`).
+    (r"(^|\.)(embed_tokens|wte|wpe|embed_in|word_embeddings|embed_positions)\.", "embed"),
     (r"(^|\.)(lm_head|embed_out)\.", "lm_head"),
-    # Routers before the generic gate/up patterns (Mixtral/Qwen-MoE `mlp.gate`, GPT-OSS `mlp.router`).
+    # Routers before the generic gate/up patterns (Mixtral/Qwen-MoE/DeepSeek `mlp.gate`, GPT-OSS `mlp.router`).
     (r"\.(mlp|block_sparse_moe|moe)\.(gate|router)(\.|$)", "router"),
     (r"\.shared_expert_gate(\.|$)", "router"),
     (r"(^|\.)router\.", "router"),
     # Fused projections before their parts.
     (r"\.gate_up_proj(\.|$)", "mlp_gate_up"),
     (r"\.(query_key_value|qkv_proj|c_attn|Wqkv)(\.|$)", "attn_qkv"),
-    (r"\.q_proj(\.|$)", "attn_q"),
+    # DeepSeek's multi-head latent attention: low-rank query factors, and the joint key/value projections.
+    (r"\.(q_proj|q_a_proj|q_b_proj)(\.|$)", "attn_q"),
+    (r"\.(kv_a_proj_with_mqa|kv_b_proj)(\.|$)", "attn_kv"),
     (r"\.k_proj(\.|$)", "attn_k"),
     (r"\.v_proj(\.|$)", "attn_v"),
     (r"\.(o_proj|out_proj)(\.|$)", "attn_o"),
-    (r"\.(attention|attn|self_attn)\.(dense|c_proj)(\.|$)", "attn_o"),
+    (r"\.(attention|attn|self_attn|self_attention)\.(dense|c_proj)(\.|$)", "attn_o"),
     (r"\.(gate_proj|w1)(\.|$)", "mlp_gate"),
-    (r"\.(up_proj|w3|dense_h_to_4h|c_fc|fc1)(\.|$)", "mlp_up"),
-    (r"\.(down_proj|w2|dense_4h_to_h|fc2)(\.|$)", "mlp_down"),
+    (r"\.(up_proj|w3|dense_h_to_4h|c_fc|fc1|fc_in)(\.|$)", "mlp_up"),
+    (r"\.(down_proj|w2|dense_4h_to_h|fc2|fc_out)(\.|$)", "mlp_down"),
     (r"\.mlp\.c_proj(\.|$)", "mlp_down"),
 )
 _COMPILED = tuple((re.compile(p), c) for p, c in _COMPONENT_PATTERNS)
@@ -142,4 +147,28 @@ def scored_parameters(model: torch.nn.Module, *, include_embeddings: bool = Fals
     return targets
 
 
-__all__ = ["Target", "scored_parameters", "component_of", "layer_of"]
+def unnamed_components(targets: list[Target], *, examples: int = 5) -> dict | None:
+    """The scored matrices whose component no pattern names (``other``), or None when every one is named.
+
+    ``share`` is their fraction of the scored weights: hotspot grading by component lumps them into one cell,
+    so a large share means the per-component view says little about this model.
+    """
+    unnamed = [t for t in targets if t.component == "other"]
+    if not unnamed:
+        return None
+    names = list(dict.fromkeys(t.name for t in unnamed))  # an expert-sliced parameter is one name
+    total = sum(t.numel for t in targets)
+    n_weights = sum(t.numel for t in unnamed)
+    return {"n_tensors": len(names), "n_weights": n_weights, "share": n_weights / total if total else 0.0,
+            "examples": names[:examples]}
+
+
+def unnamed_warning(unnamed: dict) -> str:
+    """One line for a stage's log, e.g. ``2 scored matrices (12.5% of scored weights) have no component …``."""
+    more = unnamed["n_tensors"] - len(unnamed["examples"])
+    listed = ", ".join(unnamed["examples"]) + (f" and {more} more" if more > 0 else "")
+    return (f"warning: {unnamed['n_tensors']} scored matrices ({100 * unnamed['share']:.3g}% of scored weights) "
+            f"have no component name and are grouped as 'other': {listed}")
+
+
+__all__ = ["Target", "scored_parameters", "component_of", "layer_of", "unnamed_components", "unnamed_warning"]

@@ -1,25 +1,30 @@
 """Data-free super weight detection (Yu et al. 2024, "The Super Weight in Large Language Models").
 
-One forward pass on a short fixed prompt. A super weight in layer l's ``mlp.down_proj`` multiplies a massive
-input activation (down_proj input channel = col) into a massive output activation (output channel = row). Each
-layer's spike ratio is max|act| / p99.9(|act|) over all (token, channel) entries; a candidate is flagged when both
-the input and the output ratios exceed the threshold. Every layer's ratios are kept, so "none found" comes with
-its evidence. The p99.9 of a tensor with fewer than ~1000 entries is close to its maximum, so such ratios say
-little: the prompt should give tokens × channels well above 1000.
+One forward pass on a short fixed prompt. A super weight in layer l's MLP down projection (``down_proj``,
+``dense_4h_to_h``, ``mlp.c_proj``, ``fc2``, an expert's slice; see ``down_projections``) multiplies a massive
+input activation (in one input channel) into a massive output activation (in one output channel). Each
+projection's spike ratio is max|act| / p99.9(|act|) over all (token, channel) entries; a candidate is flagged when
+both the input and the output ratios exceed the threshold. Every projection's ratios are kept, so "none found"
+comes with its evidence. The p99.9 of a tensor with fewer than ~1000 entries is close to its maximum, so such
+ratios say little: the prompt should give tokens × channels well above 1000 (a routed expert sees only the
+tokens sent to it).
+
+A candidate's (row, col) is the stored layout of its weight matrix, as everywhere else: (output, input) channel
+for nn.Linear and packed experts, (input, output) for GPT-2's Conv1D and transposed packed experts.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
 
 import torch
 
+from esa.engine.scoring.down_projections import capture, down_projections
+
 SUPERWEIGHT_PROMPT = "Apple Inc. is a worldwide tech company."
 DEFAULT_THRESHOLD = 50.0
 QUANTILE = 0.999
-_LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class LayerSpikes:
     output_ratio: float
     output_channel: int
     output_token: int
+    expert: int | None = None  # routed expert, for MoE layers
 
 
 @dataclass(frozen=True)
@@ -44,15 +50,19 @@ class SuperweightCandidate:
     layer: int
     module: str
     param_name: str
-    row: int  # down_proj output channel
-    col: int  # down_proj input channel
+    row: int  # stored layout: the output channel for nn.Linear, the input channel for Conv1D
+    col: int  # stored layout: the input channel for nn.Linear, the output channel for Conv1D
     weight_value: float
     input_value: float
     output_value: float
     input_ratio: float
     output_ratio: float
-    # W[row, col] · x[token, col] / y[token, row] at the output spike's token: share of the spike this weight makes.
+    # W · x[token, input channel] / y[token, output channel] at the output spike's token: share of the spike this
+    # weight makes.
     contribution: float
+    expert: int | None = None  # routed expert: the weight is slice ``expert`` of a packed parameter
+    input_channel: int | None = None
+    output_channel: int | None = None
 
 
 @dataclass
@@ -69,14 +79,15 @@ class SuperweightReport:
 
     def summary(self) -> str:
         if not self.layers:
-            return f"no mlp.down_proj nn.Linear found: detector not applicable ({self.note})"
+            return f"no MLP down projection seen: detector not applicable ({self.note})"
         best_in = max(self.layers, key=lambda s: s.input_ratio)
         best_out = max(self.layers, key=lambda s: s.output_ratio)
         seen = (f"largest input ratio {best_in.input_ratio:.1f} (layer {best_in.layer}), largest output ratio "
                 f"{best_out.output_ratio:.1f} (layer {best_out.layer}), threshold {self.threshold:g}")
         if not self.found:
             return f"none found over {len(self.layers)} layers: {seen}"
-        where = ", ".join(f"layer {c.layer} ({c.row}, {c.col})" for c in self.candidates)
+        where = ", ".join(f"layer {c.layer}{'' if c.expert is None else f' expert {c.expert}'} ({c.row}, {c.col})"
+                          for c in self.candidates)
         return f"{len(self.candidates)} found: {where}; {seen}"
 
     def to_dict(self) -> dict:
@@ -109,17 +120,6 @@ def _spike(act: torch.Tensor) -> tuple[float, float, float, int, int]:
     return peak, p999, ratio, channel, token
 
 
-def down_proj_modules(model: torch.nn.Module) -> list[tuple[int, str, torch.nn.Linear]]:
-    """(layer, module name, module) for every dense ``mlp.down_proj`` linear layer, in layer order."""
-    found = []
-    for name, module in model.named_modules():
-        if name.endswith("mlp.down_proj") and isinstance(module, torch.nn.Linear):
-            match = _LAYER.search(name)
-            if match:
-                found.append((int(match.group(1)), name, module))
-    return sorted(found, key=lambda item: item[0])
-
-
 def prompt_ids(tokenizer, text: str = SUPERWEIGHT_PROMPT) -> torch.Tensor:
     return torch.tensor(tokenizer(text, add_special_tokens=True)["input_ids"], dtype=torch.long)
 
@@ -127,58 +127,50 @@ def prompt_ids(tokenizer, text: str = SUPERWEIGHT_PROMPT) -> torch.Tensor:
 @torch.no_grad()
 def detect_superweights(model: torch.nn.Module, input_ids: torch.Tensor, *,
                         threshold: float = DEFAULT_THRESHOLD) -> SuperweightReport:
-    """One forward pass over ``input_ids`` (one sequence) with hooks on each layer's down_proj."""
+    """One forward pass over ``input_ids`` (one sequence), watching every MLP down projection."""
     ids = input_ids.reshape(1, -1).to(next(model.parameters()).device)
     report = SuperweightReport(threshold=threshold, n_tokens=ids.shape[1])
-    modules = down_proj_modules(model)
-    if not modules:
-        report.note = "the model has no dense mlp.down_proj nn.Linear (e.g. packed MoE experts)"
+    projections = down_projections(model)
+    if not projections:
+        report.note = "the model has no MLP down projection the detector knows (see down_projections)"
         return report
-    captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def make_hook(name: str):
-        def hook(module, inputs, output):
-            x = inputs[0]
-            captured[name] = (x.reshape(-1, x.shape[-1]).detach(), output.reshape(-1, output.shape[-1]).detach())
-        return hook
-
-    handles = [module.register_forward_hook(make_hook(name)) for _, name, module in modules]
-    was_training = model.training
-    model.eval()
-    try:
-        model(input_ids=ids, use_cache=False)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    for layer, name, module in modules:
-        x, y = captured[name]
-        in_max, in_p, in_ratio, col, in_tok = _spike(x)
-        out_max, out_p, out_ratio, row, out_tok = _spike(y)
-        report.layers.append(LayerSpikes(layer, name, x.numel(), in_max, in_p, in_ratio, col, in_tok,
-                                         out_max, out_p, out_ratio, row, out_tok))
+    captured = capture(model, projections, ids)
+    idle = [p for p in projections if p.key not in captured]
+    if idle:
+        report.note = f"{len(idle)} routed expert(s) received no token of the prompt, e.g. {idle[0].key}"
+    for proj in projections:
+        if proj.key not in captured:
+            continue
+        x, y = captured[proj.key]
+        in_max, in_p, in_ratio, in_ch, in_tok = _spike(x)
+        out_max, out_p, out_ratio, out_ch, out_tok = _spike(y)
+        report.layers.append(LayerSpikes(proj.layer, proj.module, x.numel(), in_max, in_p, in_ratio, in_ch, in_tok,
+                                         out_max, out_p, out_ratio, out_ch, out_tok, proj.expert))
         if in_ratio > threshold and out_ratio > threshold:
-            w = float(module.weight[row, col])
-            y_spike = float(y[out_tok, row])
-            part = w * float(x[out_tok, col])
+            row, col = proj.stored(out_ch, in_ch)
+            w = float(proj.weight()[row, col])
+            y_spike = float(y[out_tok, out_ch])
+            part = w * float(x[out_tok, in_ch])
             report.candidates.append(SuperweightCandidate(
-                layer, name, f"{name}.weight", row, col, w, float(x[in_tok, col]), y_spike, in_ratio, out_ratio,
-                part / y_spike if y_spike else math.nan))
+                proj.layer, proj.module, proj.param_name, row, col, w, float(x[in_tok, in_ch]), y_spike, in_ratio,
+                out_ratio, part / y_spike if y_spike else math.nan, proj.expert, in_ch, out_ch))
     return report
 
 
 def superweight_scores(report: SuperweightReport, params: list[tuple[str, torch.nn.Parameter]],
                        model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Per scored down_proj weight holding a candidate: its output spike ratio at (row, col), zeros elsewhere.
+    """Per scored parameter holding a candidate: its output spike ratio at (row, col) (of the candidate's expert
+    slice for packed experts), zeros elsewhere.
 
-    Parameters are matched by identity with the detected modules' weights, so any naming of ``params`` works.
+    Parameters are matched by identity with the detected projections' weights, so any naming of ``params`` works.
     """
-    by_module = {name: module for _, name, module in down_proj_modules(model)}
+    by_name = {p.param_name: p.parameter for p in down_projections(model)}
     scores: dict[str, torch.Tensor] = {}
     for cand in report.candidates:
-        weight = by_module[cand.module].weight
+        weight = by_name[cand.param_name]
         for name, p in params:
             if p is weight:
                 score = scores.setdefault(name, torch.zeros(p.shape, dtype=torch.float32, device=p.device))
-                score[cand.row, cand.col] = cand.output_ratio
+                index = (cand.row, cand.col) if p.dim() == 2 else (cand.expert, cand.row, cand.col)
+                score[index] = cand.output_ratio
     return scores
