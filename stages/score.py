@@ -8,7 +8,8 @@ bottomk.parquet (per-matrix bottom-k candidates among non-zero weights, for Phas
 tensor_stats.parquet (with log-spaced histograms, the null tail statistic, and per mode the k-th value and the tie
 block at the boundary), layer_component.parquet, superweight.json (when asked), sampling.json (which calibration
 windows and documents this seed drew: its document-disjoint part of the pool), scores/<metric>.safetensors (full
-score tensors, small models only), summary.json (DVC metrics) and manifest.json.
+score tensors, small models only), summary.json (DVC metrics; ``unnamed_components``: the scored matrices no
+component rule names, with their share of the scored weights, null when there are none) and manifest.json.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from esa.engine.models.loading import load_model, n_params, quiet_hub_progress, resolve_device
     from esa.engine.data.batches import calibration_draw
     from esa.engine.scoring.passes import score_model
-    from esa.engine.models.targets import scored_parameters
+    from esa.engine.models.targets import scored_parameters, unnamed_components, unnamed_warning
 
     quiet_hub_progress()
     torch.manual_seed(args.seed)
@@ -110,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         targets = scored_parameters(model, include_embeddings=bool(params.get("include_embeddings")),
                                     include_lm_head=bool(params.get("include_lm_head")),
                                     components=params.get("components"))
+        # Weights no component rule names are graded as one 'other' cell: say so before spending the compute.
+        unnamed = unnamed_components(targets)
+        if unnamed:
+            print(unnamed_warning(unnamed), file=sys.stderr)
         unique = list({t.name: t.parameter for t in targets}.items())
         t0 = time.perf_counter()
         result = score_model(model, unique, windows, list(params["metrics"]), device=resolved, seed=args.seed,
@@ -150,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             # Hutchinson probes see a subset of the windows: say how many, not the sweep's count.
             "n_hutchinson_windows": (meta.get("hutchinson") or {}).get("windows"),
             "n_scored_weights": meta["n_weights"], "n_scored_tensors": len(targets), "n_params": total,
+            "unnamed_components": unnamed,
             "estimators": meta["estimators"], "passes": meta["passes"], "scores_saved": save,
             "top1pct_over_median": {m: float(s["top1pct_over_median"].median())
                                     for m, s in frames["stats"].groupby("metric")},

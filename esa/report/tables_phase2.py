@@ -197,6 +197,29 @@ def hotspot_tests_frame(runs: Sequence[Any], results: Phase2Results) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def unnamed_components_sentence(runs: Sequence[Any], results: Phase2Results) -> str | None:
+    """Which runs scored matrices that no component rule names (counted as one ``other`` cell by component).
+
+    None when every seed's summary.json says all were named, or predates the ``unnamed_components`` field.
+    """
+    parts = []
+    for run in runs:
+        found = [s["unnamed_components"] for s in results.per_seed(run, "summary.json").values()
+                 if isinstance(s.get("unnamed_components"), dict)]
+        if not found:
+            continue
+        worst = max(found, key=lambda u: u.get("share") or 0)
+        names = ", ".join(f"`{n}`" for n in worst.get("examples") or [])
+        share = as_number(worst.get("share"))
+        parts.append(f"`{run.id}` {fmt(worst.get('n_tensors'))} matrices"
+                     + (f" ({100 * share:.3g}% of scored weights)" if share is not None else "")
+                     + (f", e.g. {names}" if names else ""))
+    if not parts:
+        return None
+    return ("**Unnamed components:** " + "; ".join(parts) + ". No component rule names these matrices, so grouping "
+            "by component counts them together as `other`.")
+
+
 def hotspot_cells_frame(run_id: str, metric: str, by: str, results: Phase2Results) -> tuple[pd.DataFrame, dict]:
     """Every cell's enrichment per seed and mean for one (run, metric, grouping), most enriched first; and the
     enrichment summary (top cell, value, CI, null 95th percentile). Empty without an analysis."""
@@ -309,10 +332,12 @@ def superweight_reports(runs: Sequence[Any], results: Phase2Results) -> list[tup
 
 
 def superweight_candidates(reports: Sequence[tuple[str, int, dict]]) -> pd.DataFrame:
-    rows = [{"run": run, "seed": seed, **{k: c.get(k) for k in ("layer", "module", "row", "col", "weight_value",
-                                                                  "input_ratio", "output_ratio", "contribution")}}
-            for run, seed, report in reports for c in report.get("candidates") or []]
-    return pd.DataFrame(rows)
+    """One row per candidate; an ``expert`` column only when one sits in a routed expert (MoE)."""
+    candidates = [(run, seed, c) for run, seed, report in reports for c in report.get("candidates") or []]
+    experts = any(c.get("expert") is not None for _, _, c in candidates)
+    keys = ("layer", "module", *(("expert",) if experts else ()), "row", "col", "weight_value", "input_ratio",
+            "output_ratio", "contribution")
+    return pd.DataFrame([{"run": run, "seed": seed, **{k: c.get(k) for k in keys}} for run, seed, c in candidates])
 
 
 def spike_frame(reports: Sequence[tuple[str, int, dict]]) -> pd.DataFrame:
