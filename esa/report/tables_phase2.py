@@ -211,7 +211,8 @@ def unnamed_components_sentence(runs: Sequence[Any], results: Phase2Results) -> 
         worst = max(found, key=lambda u: u.get("share") or 0)
         names = ", ".join(f"`{n}`" for n in worst.get("examples") or [])
         share = as_number(worst.get("share"))
-        parts.append(f"`{run.id}` {fmt(worst.get('n_tensors'))} matrices"
+        n = worst.get("n_tensors")
+        parts.append(f"`{run.id}` {fmt(n)} {'matrix' if n == 1 else 'matrices'}"
                      + (f" ({100 * share:.3g}% of scored weights)" if share is not None else "")
                      + (f", e.g. {names}" if names else ""))
     if not parts:

@@ -164,11 +164,13 @@ def unnamed_components(targets: list[Target], *, examples: int = 5) -> dict | No
 
 
 def unnamed_warning(unnamed: dict) -> str:
-    """One line for a stage's log, e.g. ``2 scored matrices (12.5% of scored weights) have no component …``."""
+    """One line for a stage's log: how many, their share of the scored weights, a few names."""
     more = unnamed["n_tensors"] - len(unnamed["examples"])
     listed = ", ".join(unnamed["examples"]) + (f" and {more} more" if more > 0 else "")
-    return (f"warning: {unnamed['n_tensors']} scored matrices ({100 * unnamed['share']:.3g}% of scored weights) "
-            f"have no component name and are grouped as 'other': {listed}")
+    n = unnamed["n_tensors"]
+    return (f"warning: {n} scored {'matrix' if n == 1 else 'matrices'} ({100 * unnamed['share']:.3g}% of scored "
+            f"weights) {'has' if n == 1 else 'have'} no component name and {'is' if n == 1 else 'are'} grouped as "
+            f"'other': {listed}")
 
 
 __all__ = ["Target", "scored_parameters", "component_of", "layer_of", "unnamed_components", "unnamed_warning"]

@@ -93,6 +93,12 @@ def down_projections(model: torch.nn.Module) -> list[DownProjection]:
     return sorted(found, key=lambda p: p.layer)
 
 
+def _copies(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens, channels) copies: the model may add into the output in place later (Falcon's
+    ``mlp_output += attention_output``)."""
+    return x.detach().reshape(-1, x.shape[-1]).clone(), y.detach().reshape(-1, y.shape[-1]).clone()
+
+
 class _PackedCapture(TorchFunctionMode):
     """Catches each linear/matmul whose weight is one expert's slice of a watched packed parameter.
 
@@ -130,8 +136,7 @@ class _PackedCapture(TorchFunctionMode):
             proj = self._match(args[1] if len(args) > 1 else kwargs.get("weight", kwargs.get("other")))
             # F.linear(x, W) reads W as (out, in), x @ W as (in, out): only the stored orientation is a match.
             if proj is not None and (call == "matmul") == proj.transposed:
-                x = args[0]
-                self.captured[proj.key] = (x.reshape(-1, x.shape[-1]).detach(), out.reshape(-1, out.shape[-1]).detach())
+                self.captured[proj.key] = _copies(args[0], out)
         return out
 
 
@@ -161,8 +166,7 @@ def capture(model: torch.nn.Module, projections: list[DownProjection], input_ids
 
     def make_hook(key: str):
         def hook(module, inputs, output):
-            x = inputs[0]
-            captured[key] = (x.reshape(-1, x.shape[-1]).detach(), output.reshape(-1, output.shape[-1]).detach())
+            captured[key] = _copies(inputs[0], output)
         return hook
 
     dense = [p for p in projections if not p.packed]
