@@ -61,7 +61,7 @@ class DownProjection:
 
 
 def _expert_of(name: str) -> int | None:
-    head, sep, tail = name.partition(_EXPERT)
+    _, sep, tail = name.partition(_EXPERT)
     index = tail.split(".", 1)[0] if sep else ""
     return int(index) if index.isdigit() else None
 

@@ -136,7 +136,10 @@ def detect_superweights(model: torch.nn.Module, input_ids: torch.Tensor, *,
         return report
     captured = capture(model, projections, ids)
     idle = [p for p in projections if p.key not in captured]
-    if idle:
+    if idle and len(idle) == sum(p.packed for p in projections):
+        report.note = (f"no routed expert was seen ({len(idle)} packed slices): their implementation runs no "
+                       "per-expert linear/matmul the detector can watch")
+    elif idle:
         report.note = f"{len(idle)} routed expert(s) received no token of the prompt, e.g. {idle[0].key}"
     for proj in projections:
         if proj.key not in captured:
