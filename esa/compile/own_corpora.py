@@ -1,0 +1,53 @@
+"""A spec's own corpora (``corpora:``) at compile time: their stage configs, the local text as a DVC dependency,
+and the checks that need the project (the path exists; specs sharing a corpus name agree on it)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from esa.configs import CorpusConfig, LocalTextCorpus
+from esa.spec import Spec, SpecError
+
+
+def local_dep(path: str, root: Path) -> str:
+    """The path as dvc.yaml lists it and the stage reads it (from the project root): relative and normalized
+    inside the project, absolute outside it (DVC takes absolute paths as dependencies)."""
+    expanded = Path(os.path.expanduser(path))
+    absolute = expanded if expanded.is_absolute() else root.resolve() / expanded
+    absolute = Path(os.path.normpath(absolute))
+    try:
+        return absolute.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return absolute.as_posix()
+
+
+def own_corpus_config(spec: Spec, name: str, root: Path) -> CorpusConfig:
+    config = spec.corpora[name].stage_config(name)
+    if isinstance(config, LocalTextCorpus):
+        config = replace(config, path=local_dep(config.path, root))
+    return config
+
+
+def own_corpus_deps(config: CorpusConfig) -> tuple[str, ...]:
+    """The local text a corpus reads (a hub dataset is named by its params, which DVC tracks)."""
+    return (config.path,) if isinstance(config, LocalTextCorpus) else ()
+
+
+def check_own_corpora(specs: dict[str, Spec], root: Path) -> list[SpecError]:
+    """Local paths that do not exist, and one corpus name declared differently by two specs compiled together."""
+    errors: list[SpecError] = []
+    seen: dict[str, tuple[str, CorpusConfig]] = {}
+    for source in sorted(specs):
+        spec = specs[source]
+        for name in sorted(spec.corpora):
+            config = own_corpus_config(spec, name, root)
+            if isinstance(config, LocalTextCorpus) and not (root / config.path).exists():
+                errors.append(spec.error_at(("corpora", name, "path"), f"'{spec.corpora[name].path}' does not "
+                                            f"exist (relative paths start at the project root, {root.resolve()})"))
+            first = seen.setdefault(name, (source, config))
+            if first[1] != config:
+                errors.append(spec.error_at(("corpora", name), f"corpus '{name}' is declared differently by "
+                                            f"{first[0]}; give one of them another name"))
+    return errors
