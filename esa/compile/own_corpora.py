@@ -7,7 +7,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from esa.configs import CorpusConfig, LocalTextCorpus
+from esa.configs import CorpusConfig, HFDatasetCorpus, LocalTextCorpus
 from esa.spec import Spec, SpecError
 
 
@@ -23,16 +23,36 @@ def local_dep(path: str, root: Path) -> str:
         return absolute.as_posix()
 
 
+def is_local_dataset(dataset: str) -> bool:
+    """A dataset folder on disk rather than a hub id: written as a path, as for models."""
+    return dataset.startswith(("/", "./", "../", "~"))
+
+
 def own_corpus_config(spec: Spec, name: str, root: Path) -> CorpusConfig:
     config = spec.corpora[name].stage_config(name)
     if isinstance(config, LocalTextCorpus):
         config = replace(config, path=local_dep(config.path, root))
+    elif isinstance(config, HFDatasetCorpus) and is_local_dataset(config.dataset):
+        config = replace(config, dataset=local_dep(config.dataset, root))
     return config
 
 
 def own_corpus_deps(config: CorpusConfig) -> tuple[str, ...]:
-    """The local text a corpus reads (a hub dataset is named by its params, which DVC tracks)."""
-    return (config.path,) if isinstance(config, LocalTextCorpus) else ()
+    """The local text or dataset folder a corpus reads (a hub dataset is named by its params, which DVC tracks)."""
+    if isinstance(config, LocalTextCorpus):
+        return (config.path,)
+    if isinstance(config, HFDatasetCorpus) and is_local_dataset(config.dataset):
+        return (config.dataset,)
+    return ()
+
+
+def _local_input(spec: Spec, name: str, config: CorpusConfig) -> tuple[str, str, str] | None:
+    """(key, path as written, path from the project root) of a corpus that reads from disk."""
+    if isinstance(config, LocalTextCorpus):
+        return "path", spec.corpora[name].path, config.path
+    if isinstance(config, HFDatasetCorpus) and is_local_dataset(spec.corpora[name].dataset):
+        return "dataset", spec.corpora[name].dataset, config.dataset
+    return None
 
 
 def check_own_corpora(specs: dict[str, Spec], root: Path) -> list[SpecError]:
@@ -43,9 +63,10 @@ def check_own_corpora(specs: dict[str, Spec], root: Path) -> list[SpecError]:
         spec = specs[source]
         for name in sorted(spec.corpora):
             config = own_corpus_config(spec, name, root)
-            if isinstance(config, LocalTextCorpus) and not (root / config.path).exists():
-                errors.append(spec.error_at(("corpora", name, "path"), f"'{spec.corpora[name].path}' does not "
-                                            f"exist (relative paths start at the project root, {root.resolve()})"))
+            local = _local_input(spec, name, config)
+            if local and not (root / local[2]).exists():
+                errors.append(spec.error_at(("corpora", name, local[0]), f"'{local[1]}' does not exist (relative "
+                                            f"paths start at the project root, {root.resolve()})"))
             first = seen.setdefault(name, (source, config))
             if first[1] != config:
                 errors.append(spec.error_at(("corpora", name), f"corpus '{name}' is declared differently by "

@@ -60,7 +60,9 @@ class HFDatasetSpec(_CorpusBase):
     config_class: ClassVar[type[CorpusConfig]] = HFDatasetCorpus
 
     kind: Literal["hf_dataset"]
-    dataset: str = Field(min_length=1, description="dataset id on the hub (e.g. wikitext) or a local dataset folder")
+    dataset: str = Field(min_length=1, description=(
+        "dataset id on the hub (e.g. wikitext), or a dataset folder on disk written as a path (./…, /…), which "
+        "is then a DVC dependency like local text"))
     config: str = Field("", description="dataset configuration (e.g. wikitext-2-raw-v1)")
     splits: list[str] = Field(["train"], min_length=1, description=(
         "the dataset's splits to read; their rows are pooled and re-split by document hash"))
