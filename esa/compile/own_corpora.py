@@ -37,13 +37,10 @@ def own_corpus_config(spec: Spec, name: str, root: Path) -> CorpusConfig:
     return config
 
 
-def own_corpus_deps(config: CorpusConfig) -> tuple[str, ...]:
+def own_corpus_deps(spec: Spec, name: str, config: CorpusConfig) -> tuple[str, ...]:
     """The local text or dataset folder a corpus reads (a hub dataset is named by its params, which DVC tracks)."""
-    if isinstance(config, LocalTextCorpus):
-        return (config.path,)
-    if isinstance(config, HFDatasetCorpus) and is_local_dataset(config.dataset):
-        return (config.dataset,)
-    return ()
+    local = _local_input(spec, name, config)
+    return (local[2],) if local else ()
 
 
 def _local_input(spec: Spec, name: str, config: CorpusConfig) -> tuple[str, str, str] | None:

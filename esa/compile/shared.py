@@ -48,7 +48,7 @@ def add_corpus(plan: Plan, name: str, spec: Spec | None = None) -> str:
         StageNode(
             name=f"corpus.{name}",
             cmd=f"python {OWN_CORPUS_PROGRAM} --key {key} --out {out}",
-            deps=(*code_deps(OWN_CORPUS_PROGRAM, root=plan.root), *own_corpus_deps(config)),
+            deps=(*code_deps(OWN_CORPUS_PROGRAM, root=plan.root), *own_corpus_deps(spec, name, config)),
             params=(key,),
             outs=(out,),
         ),
