@@ -41,7 +41,8 @@ def _load_split(datasets, cfg: HFDatasetCorpus, split: str):
         cache = os.environ.get("HF_DATASETS_CACHE", "~/.cache/huggingface/datasets")
         raise HFDatasetError(
             f"dataset {name} is not in the datasets cache ({cache}) and could not be downloaded "
-            f"({type(exc).__name__}: {_first_line(exc)}); with network, run once: {download_hint(cfg)}") from None
+            f"({type(exc).__name__}: {_first_line(exc)}); with network (HF_HUB_OFFLINE unset), run once: "
+            f"{download_hint(cfg)}") from None
 
 
 def _first_line(exc: BaseException) -> str:
