@@ -3,6 +3,7 @@ datasets cache; a dataset the cache lacks, or a missing `datasets` package, is o
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -72,9 +73,7 @@ def test_a_dataset_missing_from_the_cache_fails_with_one_line_naming_the_downloa
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    try:
-        import datasets  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("datasets") is None:
         assert "pip install 'esa[hf]'" in lines[0]
     else:
         assert lines[0].startswith("corpus wiki: dataset 'wikitext' (wikitext-2-raw-v1) is not in the datasets cache")

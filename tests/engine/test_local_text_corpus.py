@@ -121,6 +121,6 @@ def test_bad_text_is_one_clear_error(tmp_path, write, fields, message):
     path = "missing" if write is None else "mine.jsonl"
     if write is not None:
         (tmp_path / path).write_bytes(write if isinstance(write, bytes) else write.encode())
-    with pytest.raises(TextSourceError, match=None) as err:
+    with pytest.raises(TextSourceError) as err:
         local_documents(corpus(path, **fields), tmp_path)
     assert message in str(err.value) and "\n" not in str(err.value)

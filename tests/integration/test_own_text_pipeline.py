@@ -4,13 +4,18 @@ corpus, eval and grade stages run on it with ref-tiny (each stage as DVC would r
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
+import sys
 import sysconfig
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 from stage_runner import run_stage
+from system_tools import needs_git
 
 from esa.compile.compiler import compile_specs
 
@@ -70,3 +75,38 @@ def test_corpus_eval_and_grade_run_on_a_folder_of_text(tmp_path, ref_tiny, repo_
     assert set(seeds[0]["doc_ids"]) <= {d["id"] for d in splits["evaluation"]["docs"]}
     grades = json.loads((root / "results/own-text/grades.json").read_text())
     assert {cid: c["status"] for cid, c in grades["criteria"].items()} == {"fin": "pass", "sane": "pass"}
+
+
+@pytest.mark.integration
+@needs_git
+def test_one_changed_byte_of_the_text_reruns_the_corpus_stage(tmp_path, repo_root):
+    """DVC hashes the local text, inside the project (relative) or outside it (absolute)."""
+    root, outside = tmp_path / "project", tmp_path / "elsewhere.jsonl"
+    (root / "specs").mkdir(parents=True)
+    (root / "texts").mkdir()
+    for name in ("esa", "stages"):
+        (root / name).symlink_to(repo_root / name)
+    for i in range(12):
+        (root / "texts" / f"note{i}.txt").write_text(f"note {i}: some words about topic {i}.\n")
+    outside.write_text("".join(json.dumps({"text": f"row {i} of text"}) + "\n" for i in range(12)))
+    (root / "specs/own.yaml").write_text(SPEC.replace('glob: "**/*.py", ', "").replace(
+        "\nruns:", f"\n  far: {{kind: local_text, path: {outside}}}\nruns:").replace(
+        "seeds: [7, 8]}", "seeds: [7, 8]}\n  - {id: ev2, kind: eval, model: ref-tiny, data: far, protocol: smoke}"))
+    compile_specs(["specs/own.yaml"], root).write(root)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+           "PYTHONPATH": str(repo_root)}
+
+    def dvc(*args: str) -> str:
+        proc = subprocess.run(["dvc", *args], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    dvc("init", "-q")
+    dvc("repro", "--single-item", "corpus.mine", "corpus.far")
+    assert "up to date" in dvc("status", "corpus.mine", "corpus.far")
+    note = root / "texts/note3.txt"
+    note.write_bytes(note.read_bytes().replace(b"words", b"wordz"))
+    outside.write_text(outside.read_text().replace("row 5", "row 6"))
+    status = dvc("status", "corpus.mine", "corpus.far")
+    assert "modified:           texts" in status and f"modified:           {outside}" in status
