@@ -5,6 +5,7 @@ from __future__ import annotations
 from esa.compile.code_deps import code_deps
 from esa.compile.plan import Plan, StageNode
 from esa.registry import CORPORA, INSTRUCT_MODELS, PACKAGED_MODELS, REFERENCE_MODELS
+from esa.spec.model_source import is_local_path, local_location
 
 
 def corpus_dir(name: str) -> str:
@@ -40,7 +41,8 @@ def add_corpus(plan: Plan, name: str) -> str:
 
 def add_model(plan: Plan, model: str) -> tuple[str, tuple[str, ...]]:
     """Return (location the stage loads from, deps). Reference models get a training stage, instruct models a
-    fine-tuning stage after their base's, packaged models a conversion stage; hub ids and paths need none."""
+    fine-tuning stage after their base's, packaged models a conversion stage; a local checkpoint folder is a dep
+    itself (a changed byte re-runs every stage that loads it); a hub id has none (its revision is a param)."""
     if model in INSTRUCT_MODELS:
         instruct = INSTRUCT_MODELS[model]
         base, _ = add_model(plan, instruct.base)
@@ -54,6 +56,8 @@ def add_model(plan: Plan, model: str) -> tuple[str, tuple[str, ...]]:
         corpus = add_corpus(plan, reference.corpus)
         out = _add_shared(plan, "reference", "reference_models", model, reference, reference_dir(model),
                           inputs=(("corpus", corpus),))
+    elif is_local_path(model):
+        out = local_location(model)
     else:
         return model, ()
     return out, (out,)

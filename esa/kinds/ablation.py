@@ -17,7 +17,7 @@ def build_ablation(plan: Plan, spec: Spec, run: AblationRun, specs: dict[str, Sp
     model_location, model_deps = add_model(plan, run.model)
     data = add_corpus(plan, run.data)
     key = f"{spec.name}.{run.id}"
-    params = {"model": model_location, "model_name": run.model, "data": data, "dtype": run.dtype,
+    params = {"model": model_location, "model_name": run.model, **run.load_settings(), "data": data, "dtype": run.dtype,
               "device": run.device, **run.resolved_with(spec.run(run.scores))}
     evidence = []
     for seed in run.seeds:

@@ -10,7 +10,6 @@ from esa.grading.perturb_analysis import analyze_perturb_runs
 from esa.kinds.base import RunKind
 from esa.spec import Spec
 from esa.spec.runs import PerturbRun, ScoreRun
-from esa.spec.sweeps import slug
 
 
 
@@ -23,8 +22,8 @@ def add_baseline(plan: Plan, run: PerturbRun) -> str:
     model_location, model_deps = add_model(plan, run.model)
     data = add_corpus(plan, run.data)
     part = f"fold{run.eval_fold}of{run.eval_folds}-seed{run.eval_seed}"
-    name = f"{slug(run.model)}/{run.data}/{run.protocol}-{run.dtype}/{part}"
-    key = f"baselines.{slug(run.model)}-{run.data}-{run.protocol}-{run.dtype}-{part}"
+    name = f"{run.model_slug()}/{run.data}/{run.protocol}-{run.dtype}/{part}"
+    key = f"baselines.{run.model_slug()}-{run.data}-{run.protocol}-{run.dtype}-{part}"
     out = run.baseline_dir()
     plan.add(
         StageNode(
@@ -34,7 +33,7 @@ def add_baseline(plan: Plan, run: PerturbRun) -> str:
             params=(key,),
             outs=(f"{out}/sequences.parquet", f"{out}/sampling.json", f"{out}/manifest.json", f"{out}/metrics.json"),
         ),
-        {key: {"model": model_location, "model_name": run.model, "data": data, **run.evaluation()}},
+        {key: {"model": model_location, "model_name": run.model, **run.load_settings(), "data": data, **run.evaluation()}},
     )
     return out
 
@@ -52,7 +51,7 @@ def build_perturb(plan: Plan, spec: Spec, run: PerturbRun, specs: dict[str, Spec
     model_location, model_deps = add_model(plan, run.model)
     data = add_corpus(plan, run.data)
     key = f"{spec.name}.{run.id}"
-    params = {"model": model_location, "model_name": run.model, "data": data, **run.resolved(),
+    params = {"model": model_location, "model_name": run.model, **run.load_settings(), "data": data, **run.resolved(),
               "scores": run.scores.model_dump(), "score_seeds": score_seeds}
     evidence = []
     for seed, score_seed in zip(run.seeds, score_seeds):

@@ -18,7 +18,7 @@ def build_score(plan: Plan, spec: Spec, run: ScoreRun, specs: dict[str, Spec]) -
     model_location, model_deps = add_model(plan, run.model)
     data = add_corpus(plan, run.data)
     key = f"{spec.name}.{run.id}"
-    params = {"model": model_location, "model_name": run.model, "data": data, **run.resolved()}
+    params = {"model": model_location, "model_name": run.model, **run.load_settings(), "data": data, **run.resolved()}
     evidence = []
     for seed in run.seeds:
         out = f"{results_dir(spec, run.id)}/seed{seed}"
