@@ -3,6 +3,7 @@ manifest records about the load."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -86,19 +87,31 @@ def load_stage_model(params: dict[str, Any], device: str | None = None) -> Stage
                                   device=device or params.get("device", "cpu"), revision=params.get("revision"),
                                   trust_remote_code=trusted)
     seconds = time.perf_counter() - start
-    record = {"load_seconds": round(seconds, 3), "revision": resolved_revision(model, location),
+    record = {"load_seconds": round(seconds, 3),
+              "revision": resolved_revision(location, params.get("revision")),
               "trust_remote_code": trusted}
     return StageModel(model, tokenizer, record)
 
 
-def resolved_revision(model, location: str) -> str | None:
-    """The hub commit the weights came from, found offline: transformers notes it on the config when it read the
-    files from a hub cache; a local folder that is a cache snapshot names it in its path. None for other folders."""
-    commit = getattr(model.config, "_commit_hash", None)
-    if isinstance(commit, str) and commit:
-        return commit
-    match = SNAPSHOT.search(Path(location).expanduser().resolve().as_posix() + "/")
+def resolved_revision(location: str, revision: str | None = None) -> str | None:
+    """The hub commit the weights came from, found offline: the snapshot folder of the hub cache that from_pretrained
+    read (``revision`` or main mapped to a commit by the cache's refs), or that a local folder is. None for other
+    folders."""
+    path = location if os.path.isdir(location) else cached_config(location, revision)
+    # abspath, not resolve(): a cache snapshot's files are links into its blobs/ folder.
+    match = SNAPSHOT.search(Path(os.path.abspath(os.path.expanduser(path))).as_posix() + "/") if path else None
     return match.group(1) if match else None
+
+
+def cached_config(repo_id: str, revision: str | None) -> str | None:
+    """Where the hub cache keeps ``repo_id``'s config.json at ``revision`` (no network: the cache's own refs)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    except ValueError:  # not a repo id the hub accepts
+        return None
+    return found if isinstance(found, str) else None
 
 
 def n_params(model: torch.nn.Module) -> int:
