@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     from esa.engine.scoring.ablation import ablate, gather_scores, locate, sample_weights
     from esa.engine.data.corpus import load_split
     from esa.engine.scoring.metrics import get_metric
-    from esa.engine.models.loading import load_model, max_context, quiet_hub_progress, resolve_device
+    from esa.engine.models.loading import load_stage_model, max_context, quiet_hub_progress, resolve_device
     from esa.engine.data.batches import calibration_draw
 
     quiet_hub_progress()
@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics = list(dict.fromkeys(params["metrics"]))
     try:
         check_same_model(args.scores, str(params["model"]))
-        model, tokenizer = load_model(str(params["model"]), dtype=params["dtype"], device=params["device"])
+        loaded = load_stage_model(params)
+        model, tokenizer = loaded.model, loaded.tokenizer
         limit = max_context(model)
         if limit is not None and params["context"] > limit:
             raise ValueError(f"context {params['context']} exceeds the model's max_position_embeddings {limit}")
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.out / "summary.json", summary)
         manifest.set(seed=args.seed, device=str(device), dtype=params["dtype"], scores=str(args.scores),
                      split=params["split"], n_eval_tokens=n_tokens, evaluation_estimators=estimators,
-                     threads=torch.get_num_threads())
+                     threads=torch.get_num_threads(), **loaded.record)
     best = table[table["source"] == "calibration"].sort_values("rho", ascending=False).head(1)
     lead = f"; best calibration rho {best['metric'].iloc[0]} {best['rho'].iloc[0]:.3f}" if len(best) else ""
     print(f"ablation {params['model']} seed {args.seed}: {len(frame)} weights over {n_tokens} held-out tokens / "

@@ -44,16 +44,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from esa.engine.data.corpus import load_split
     from esa.engine.evaluation.evaluate import check_settings, evaluate_windows, prepare_windows
-    from esa.engine.models.loading import load_model, n_params, quiet_hub_progress, resolve_device
+    from esa.engine.models.loading import load_stage_model, n_params, quiet_hub_progress, resolve_device
 
     quiet_hub_progress()
     dtype, device = params.get("dtype", "float32"), params.get("device", "cpu")
     torch.manual_seed(args.seed)
     try:
         docs = load_split(Path(params["data"]), params["split"])
-        t0 = time.perf_counter()
-        model, tokenizer = load_model(str(params["model"]), dtype=dtype, device=device)
-        load_time = time.perf_counter() - t0
+        loaded = load_stage_model(params)
+        model, tokenizer = loaded.model, loaded.tokenizer
         check_settings(model, context=params["context"], stride=params["stride"], batch_size=params["batch_size"])
     except (ValueError, OSError) as exc:
         return bad_input("evaluate", exc)
@@ -62,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         resolved = resolve_device(device)
         manifest.set(seed=args.seed, model=str(params["model"]), device=str(resolved), dtype=dtype,
                      torch_dtype=str(next(model.parameters()).dtype), n_params=n_params(model),
-                     threads=torch.get_num_threads(), split=params["split"], data=str(params["data"]))
-        manifest.time("load_model", load_time)
+                     threads=torch.get_num_threads(), split=params["split"], data=str(params["data"]),
+                     **loaded.record)
+        manifest.time("load_model", loaded.record["load_seconds"])
         t0 = time.perf_counter()
         prepared = prepare_windows(tokenizer, docs, context=params["context"], stride=params["stride"],
                                    max_windows=params["max_windows"], seed=args.seed, folds=folds, fold=fold)

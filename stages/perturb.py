@@ -132,14 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     from esa.analysis.paired import delta_ppl, ppl
     from esa.engine.data.corpus import load_split
     from esa.engine.evaluation.evaluate import evaluate_windows, prepare_windows
-    from esa.engine.models.loading import load_model, quiet_hub_progress, resolve_device
+    from esa.engine.models.loading import load_stage_model, quiet_hub_progress, resolve_device
     from esa.engine.perturbation.apply import checksum, parameters, params_from_spec, perturbed
 
     quiet_hub_progress()
     torch.manual_seed(args.seed)
     device = resolve_device(params.get("device", "cpu"))
     try:
-        model, tokenizer = load_model(str(params["model"]), dtype=params.get("dtype", "float32"), device=str(device))
+        loaded = load_stage_model(params, device=str(device))
+        model, tokenizer = loaded.model, loaded.tokenizer
         docs = load_split(Path(params["data"]), "evaluation")
     except (ValueError, OSError) as exc:
         return bad_input("perturb", exc)
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                                                "super_weights": recorded})
         for name, seconds in timings.items():
             manifest.time(name, seconds)
-        manifest.set(seed=args.seed, device=str(device), n_conditions=len(summary),
+        manifest.set(seed=args.seed, device=str(device), n_conditions=len(summary), **loaded.record,
                      selection_sizes={t: len(s) for t, s in chosen.items()}, matched_exponents=matched_summary(chosen))
     return 0
 

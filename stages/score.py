@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from safetensors.torch import save_file
 
     from esa.engine.data.corpus import load_split
-    from esa.engine.models.loading import load_model, n_params, quiet_hub_progress, resolve_device
+    from esa.engine.models.loading import load_stage_model, n_params, quiet_hub_progress, resolve_device
     from esa.engine.data.batches import calibration_draw
     from esa.engine.scoring.passes import score_model
     from esa.engine.models.targets import scored_parameters, unnamed_components, unnamed_warning
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     dtype, device = params.get("dtype", "float32"), params.get("device", "cpu")
     try:
-        model, tokenizer = load_model(str(params["model"]), dtype=dtype, device=device)
+        loaded = load_stage_model(params)
+        model, tokenizer = loaded.model, loaded.tokenizer
         docs = load_split(Path(params["data"]), params.get("split", "calibration"))
     except (ValueError, OSError) as exc:
         return bad_input("score", exc)
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         write_json(args.out / "summary.json", summary)
         manifest.set(seed=args.seed, device=str(resolved), dtype=dtype, n_params=total, scoring=meta,
-                     threads=torch.get_num_threads())
+                     threads=torch.get_num_threads(), **loaded.record)
     print(f"score {params['model']} seed {args.seed}: {', '.join(params['metrics'])} over {meta['n_tokens']} "
           f"tokens / {len(windows)} windows; {len(frames['topk'])} selected rows")
     return 0

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from esa.compile.mismatches import check_criteria
+from esa.compile.model_checks import check_models
+from esa.compile.own_corpora import check_own_corpora
 from esa.compile.emit import dvc_yaml_text, params_yaml_text, read_sources
 from esa.compile.spec_stages import add_spec
 from esa.compile.staleness import same_content
@@ -63,8 +65,8 @@ def resolve_sources(specs: list[str], root: Path, fresh: bool = False) -> list[s
 def load_specs(sources: list[str], root: Path) -> dict[str, Spec]:
     """Every source spec (paths relative to ``root``) and the specs they reference, checked across specs.
 
-    Criteria whose settings the runs they grade cannot satisfy are errors here (esa.compile.mismatches); each
-    spec keeps its warnings in ``spec.warnings``.
+    Criteria whose settings the runs they grade cannot satisfy, and local models that are not there, are errors
+    here (esa.compile.mismatches, esa.compile.model_checks); each spec keeps its warnings in ``spec.warnings``.
     """
     if not sources:
         raise PlanError("nothing to compile: name a spec, e.g. `esa compile specs/phase1.yaml`")
@@ -90,9 +92,12 @@ def load_specs(sources: list[str], root: Path) -> dict[str, Spec]:
     if clash:
         raise SpecErrors([clash])
     cross = [error for spec in specs.values() for error in check_references(spec, specs)]
+    cross.extend(check_own_corpora(specs, root))
     for spec in specs.values():
         found, spec._warnings = check_criteria(spec)
-        cross.extend(found)
+        model_errors, model_warnings = check_models(spec, root)
+        cross.extend([*found, *model_errors])
+        spec._warnings.extend(model_warnings)
     if cross:
         raise SpecErrors(cross)
     return specs

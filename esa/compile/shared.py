@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from esa.compile.code_deps import code_deps
+from esa.compile.own_corpora import own_corpus_config, own_corpus_deps
 from esa.compile.plan import Plan, StageNode
 from esa.registry import CORPORA, INSTRUCT_MODELS, PACKAGED_MODELS, REFERENCE_MODELS
+from esa.spec.model_source import is_local_path, local_location
+from esa.spec import Spec
+
+OWN_CORPUS_PROGRAM = "stages/text_corpus.py"
 
 
 def corpus_dir(name: str) -> str:
@@ -34,13 +39,29 @@ def _add_shared(plan: Plan, stage: str, section: str, name: str, config, out: st
     return out
 
 
-def add_corpus(plan: Plan, name: str) -> str:
-    return _add_shared(plan, "corpus", "corpora", name, CORPORA[name], corpus_dir(name))
+def add_corpus(plan: Plan, name: str, spec: Spec | None = None) -> str:
+    """A registry corpus, or one the spec declares (built by stages/text_corpus.py, its local text a dep)."""
+    if spec is None or name not in spec.corpora:
+        return _add_shared(plan, "corpus", "corpora", name, CORPORA[name], corpus_dir(name))
+    config = own_corpus_config(spec, name, plan.root)
+    key, out = f"corpora.{name}", corpus_dir(name)
+    plan.add(
+        StageNode(
+            name=f"corpus.{name}",
+            cmd=f"python {OWN_CORPUS_PROGRAM} --key {key} --out {out}",
+            deps=(*code_deps(OWN_CORPUS_PROGRAM, root=plan.root), *own_corpus_deps(spec, name, config)),
+            params=(key,),
+            outs=(out,),
+        ),
+        {key: config.params()},
+    )
+    return out
 
 
 def add_model(plan: Plan, model: str) -> tuple[str, tuple[str, ...]]:
     """Return (location the stage loads from, deps). Reference models get a training stage, instruct models a
-    fine-tuning stage after their base's, packaged models a conversion stage; hub ids and paths need none."""
+    fine-tuning stage after their base's, packaged models a conversion stage; a local checkpoint folder is a dep
+    itself (a changed byte re-runs every stage that loads it); a hub id has none (its revision is a param)."""
     if model in INSTRUCT_MODELS:
         instruct = INSTRUCT_MODELS[model]
         base, _ = add_model(plan, instruct.base)
@@ -54,6 +75,8 @@ def add_model(plan: Plan, model: str) -> tuple[str, tuple[str, ...]]:
         corpus = add_corpus(plan, reference.corpus)
         out = _add_shared(plan, "reference", "reference_models", model, reference, reference_dir(model),
                           inputs=(("corpus", corpus),))
+    elif is_local_path(model):
+        out = local_location(model)
     else:
         return model, ()
     return out, (out,)

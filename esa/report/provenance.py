@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from esa.report.model_sources import model_sources_html
+
 _LOCK_BADGE = {"pre-registered": "pass", "amended after lock": "fail", "not locked": "inconclusive"}
 
 
@@ -86,12 +88,14 @@ def spec_block(spec_path: Path, graded_sha256: str | None) -> str:
 
 
 def params_block(params_path: Path, phase: str) -> str:
-    """The params.yaml entries the phase's stages read (its own runs; corpora, models and baselines)."""
+    """The params.yaml entries the phase's stages read (its own runs; corpora, models and baselines), after a line
+    for each hub model (pinned, commit loaded) and each run that trusted a checkpoint's own code."""
     if not params_path.is_file():
         return "<p>No <code>params.yaml</code>: run <code>esa compile</code>.</p>"
     params = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
     used = {key: value for key, value in params.items()
             if key == phase or key in ("corpora", "reference_models", "baselines")}
     text = yaml.safe_dump(used, sort_keys=False, allow_unicode=True, width=110)
-    return (f"<details><summary><code>params.yaml</code> — {len(used.get(phase) or {})} runs of {phase} and the "
+    sources = model_sources_html(used.get(phase) or {}, params_path.parent / "results" / phase)
+    return (f"{sources}<details><summary><code>params.yaml</code> — {len(used.get(phase) or {})} runs of {phase} and the "
             f"shared corpus, model and baseline entries</summary><pre>{html.escape(text)}</pre></details>")

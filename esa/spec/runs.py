@@ -7,19 +7,20 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from esa.names import MODES
-from esa.registry import CORPORA, INSTRUCT_MODELS, PACKAGED_MODELS, PROTOCOLS, REFERENCE_MODELS
+from esa.registry import INSTRUCT_MODELS, PACKAGED_MODELS, PROTOCOLS, REFERENCE_MODELS
+from esa.spec.model_source import is_hub_id, is_local_path, is_project_model
 from esa.spec.names import Control, MetricName, Mode, Perturbation
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=64)]
 DType = Literal["float32", "float16", "bfloat16", "auto"]
 Device = Literal["cpu", "cuda", "auto"]
+# Run fields that reach the stage through load_settings() rather than the kind's own params.
+LOAD_FIELDS = ("revision", "trust_remote_code")
 
 
 def check_model_name(value: str) -> str:
-    """A reference- or packaged-model name, a hub id (``org/name``) or a local path."""
-    if value in REFERENCE_MODELS or value in INSTRUCT_MODELS or value in PACKAGED_MODELS:
-        return value
-    if value.startswith(("/", "./", "../", "~")) or value.count("/") == 1 and "/" in value[1:-1]:
+    """A reference- or packaged-model name, a hub id (``org/name``) or a local path (esa.spec.model_source)."""
+    if is_project_model(value) or is_local_path(value) or is_hub_id(value):
         return value
     known = ", ".join([*sorted(REFERENCE_MODELS), *sorted(INSTRUCT_MODELS)])
     packaged = ", ".join(sorted(PACKAGED_MODELS))
@@ -39,22 +40,34 @@ class _RunBase(BaseModel):
     id: Ident
     description: str = ""
     model: str = Field("ref-s", description="reference or packaged model name, hub id (org/name) or local path")
-    data: str = Field("stdlib", description="corpus name")
+    # Checked against the registry and the spec's own `corpora:` once the whole spec is read (esa.spec.loader).
+    data: Ident = Field("stdlib", description="corpus name: a registry corpus or one of the spec's `corpora:`")
     seeds: list[int] = Field([1337, 123, 999], min_length=1)
     dtype: DType = "float32"
     device: Device = "cpu"
+    revision: str | None = Field(None, min_length=1, description=(
+        "hub ids only: the commit, tag or branch from_pretrained loads (a commit hash pins the run)"))
+    trust_remote_code: bool = Field(False, description=(
+        "run the Python code a checkpoint ships (config.json auto_map); off unless the spec opts in"))
 
     @field_validator("model")
     @classmethod
     def _model(cls, value: str) -> str:
         return check_model_name(value)
 
-    @field_validator("data")
-    @classmethod
-    def _data(cls, value: str) -> str:
-        if value not in CORPORA:
-            raise ValueError(f"unknown corpus '{value}' (known: {', '.join(sorted(CORPORA))})")
-        return value
+    @model_validator(mode="after")
+    def _revision(self):
+        if self.revision is not None and not is_hub_id(self.model):
+            raise ValueError(f"revision pins a hub id (org/name); '{self.model}' is not one")
+        return self
+
+    def load_settings(self) -> dict[str, Any]:
+        """What from_pretrained is told beyond the model: a hub id's revision (null: unpinned) and the remote-code
+        opt-in when given. Left out for other models so their params, and DVC's record of them, stay as they were."""
+        settings: dict[str, Any] = {"revision": self.revision} if is_hub_id(self.model) else {}
+        if self.trust_remote_code:
+            settings["trust_remote_code"] = True
+        return settings
 
     @field_validator("seeds")
     @classmethod
@@ -143,7 +156,7 @@ class ScoreRun(_RunBase):
                 if k <= self.topk]
 
     def resolved(self) -> dict[str, Any]:
-        data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "k_grid"})
+        data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "k_grid", *LOAD_FIELDS})
         data["k_grid"] = self.ks()
         data["seed_plan"] = list(self.seeds)
         return data
@@ -166,7 +179,7 @@ class AblationRun(_RunBase):
 
     def resolved_with(self, score_run: "ScoreRun") -> dict[str, Any]:
         metrics = self.metrics or [m for m in score_run.metrics if m != "superweight"]
-        data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "scores"})
+        data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "scores", *LOAD_FIELDS})
         data.update(metrics=metrics, rank_by=self.rank_by or metrics[0], seed_plan=list(self.seeds))
         return data
 
@@ -226,10 +239,15 @@ class PerturbRun(_RunBase):
 
     def baseline_dir(self) -> str:
         """Where the shared unperturbed evaluation of this run's model, data and windows lives."""
+        return (f"results/baselines/{self.model_slug()}-{self.data}/{self.protocol}-{self.dtype}/"
+                f"fold{self.eval_fold}of{self.eval_folds}-seed{self.eval_seed}")
+
+    def model_slug(self) -> str:
+        """The model's part of the baseline's name; a pinned revision is part of it (another revision is another
+        model)."""
         from esa.spec.sweeps import slug
 
-        return (f"results/baselines/{slug(self.model)}-{self.data}/{self.protocol}-{self.dtype}/"
-                f"fold{self.eval_fold}of{self.eval_folds}-seed{self.eval_seed}")
+        return slug(self.model) + (f"-{slug(self.revision)[:12]}" if self.revision else "")
 
     def evaluation(self) -> dict[str, Any]:
         protocol = PROTOCOLS[self.protocol]
@@ -238,7 +256,7 @@ class PerturbRun(_RunBase):
                 "dtype": self.dtype, "device": self.device, "folds": self.eval_folds, "fold": self.eval_fold}
 
     def resolved(self) -> dict[str, Any]:
-        data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "scores"})
+        data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "scores", *LOAD_FIELDS})
         data.update(self.evaluation())
         data["levels"] = self.levels or [self.scale]
         return data

@@ -1,6 +1,14 @@
-"""Loading a causal LM and its tokenizer by hub id or local path, in a stated dtype and device."""
+"""Loading a causal LM and its tokenizer by hub id or local path, in a stated dtype and device, and what a stage's
+manifest records about the load."""
 
 from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -34,13 +42,76 @@ def quiet_hub_progress() -> None:
     logging.disable_progress_bar()
 
 
-def load_model(id_or_path: str, dtype: str = "float32", device: str = "cpu"):
-    """Return ``(model, tokenizer)`` with the model in eval mode on the resolved device."""
-    model = AutoModelForCausalLM.from_pretrained(id_or_path, dtype=resolve_dtype(dtype))
+class RemoteCodeRefused(ValueError):
+    """The checkpoint needs code of its own and the spec did not opt in to running it."""
+
+
+def load_model(id_or_path: str, dtype: str = "float32", device: str = "cpu", *, revision: str | None = None,
+               trust_remote_code: bool = False):
+    """Return ``(model, tokenizer)`` with the model in eval mode on the resolved device.
+
+    ``revision`` (hub ids) is passed to both from_pretrained calls; ``trust_remote_code`` is always passed as a
+    bool, since None would make transformers ask on the terminal before refusing.
+    """
+    settings = {"revision": revision, "trust_remote_code": bool(trust_remote_code)}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(id_or_path, dtype=resolve_dtype(dtype), **settings)
+        tokenizer = AutoTokenizer.from_pretrained(id_or_path, **settings)
+    except ValueError as exc:
+        if not trust_remote_code and "trust_remote_code" in str(exc):
+            raise RemoteCodeRefused(f"model '{id_or_path}' runs code of its own (auto_map in its config): set "
+                                    f"`trust_remote_code: true` in the spec to allow it") from None
+        raise
     model.to(resolve_device(device))
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(id_or_path)
     return model, tokenizer
+
+
+# A hub cache keeps each commit's files in snapshots/<commit hash>/.
+SNAPSHOT = re.compile(r"/snapshots/([0-9a-f]{40})/")
+
+
+@dataclass
+class StageModel:
+    model: Any
+    tokenizer: Any
+    record: dict[str, Any]  # for the manifest: load_seconds, revision, trust_remote_code
+
+
+def load_stage_model(params: dict[str, Any], device: str | None = None) -> StageModel:
+    """Load ``params["model"]`` with the run's dtype, device, revision and remote-code setting, timed."""
+    location = str(params["model"])
+    trusted = bool(params.get("trust_remote_code", False))
+    start = time.perf_counter()
+    model, tokenizer = load_model(location, dtype=params.get("dtype", "float32"),
+                                  device=device or params.get("device", "cpu"), revision=params.get("revision"),
+                                  trust_remote_code=trusted)
+    seconds = time.perf_counter() - start
+    record = {"load_seconds": round(seconds, 3),
+              "revision": resolved_revision(location, params.get("revision")),
+              "trust_remote_code": trusted}
+    return StageModel(model, tokenizer, record)
+
+
+def resolved_revision(location: str, revision: str | None = None) -> str | None:
+    """The hub commit the weights came from, found offline: the snapshot folder of the hub cache that from_pretrained
+    read (``revision`` or main mapped to a commit by the cache's refs), or that a local folder is. None for other
+    folders."""
+    path = location if os.path.isdir(location) else cached_config(location, revision)
+    # abspath, not resolve(): a cache snapshot's files are links into its blobs/ folder.
+    match = SNAPSHOT.search(Path(os.path.abspath(os.path.expanduser(path))).as_posix() + "/") if path else None
+    return match.group(1) if match else None
+
+
+def cached_config(repo_id: str, revision: str | None) -> str | None:
+    """Where the hub cache keeps ``repo_id``'s config.json at ``revision`` (no network: the cache's own refs)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    except ValueError:  # not a repo id the hub accepts
+        return None
+    return found if isinstance(found, str) else None
 
 
 def n_params(model: torch.nn.Module) -> int:

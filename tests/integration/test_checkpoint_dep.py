@@ -1,0 +1,82 @@
+"""A local checkpoint as a DVC dependency, end to end: `dvc repro` runs the evaluation stage on a checkpoint folder
+shaped like a hub cache snapshot, its manifest records the load time and the snapshot's commit, and one changed byte
+of the checkpoint makes `dvc status` report the stage changed."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from system_tools import needs_git
+
+pytestmark = [pytest.mark.integration, needs_git]
+
+COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
+CHECKPOINT = f"checkpoints/models--esa-test--tiny/snapshots/{COMMIT}"
+SPEC = textwrap.dedent(f"""\
+    phase: 1
+    title: Local checkpoint
+    hypotheses: [{{id: H1, statement: the checkpoint evaluates}}]
+    runs:
+      - {{id: ev, kind: eval, model: ./{CHECKPOINT}, data: stdlib-tiny, protocol: smoke, max_windows: 4,
+         seeds: [1]}}
+    criteria:
+      - {{id: fin, hypothesis: H1, kind: finite}}
+    """)
+STAGE = "eval.phase1/ev/seed1"
+
+
+def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def status(root: Path) -> dict:
+    return json.loads(run(["dvc", "status", "--json", STAGE], root).stdout or "{}")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, request, ref_tiny, tiny_corpus):
+    repo = Path(request.config.rootpath)
+    root = tmp_path_factory.mktemp("checkpoint-project")
+    for folder in ("stages", "esa"):
+        shutil.copytree(repo / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ref_tiny, root / CHECKPOINT)
+    (root / "specs").mkdir()
+    (root / "specs/phase1.yaml").write_text(SPEC)
+    (root / ".gitignore").write_text("/results/\n/models/\n/data/\n/checkpoints/\n")
+    run(["git", "init", "-q"], root)
+    run(["dvc", "init", "-q"], root)
+    run(["esa", "compile", "specs/phase1.yaml"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "init"], root)
+    run(["dvc", "repro", STAGE], root)
+    return root
+
+
+def test_the_checkpoint_folder_is_a_dep_and_the_manifest_records_the_load(project):
+    deps = yaml.safe_load((project / "dvc.lock").read_text())["stages"][STAGE]["deps"]
+    assert any(dep["path"] == CHECKPOINT and dep["md5"].endswith(".dir") for dep in deps)
+    manifest = json.loads((project / "results/phase1/ev/seed1/manifest.json").read_text())
+    assert manifest["status"] == "ok" and manifest["load_seconds"] > 0
+    assert manifest["revision"] == COMMIT and manifest["trust_remote_code"] is False
+    assert manifest["params"]["model"] == CHECKPOINT
+    assert status(project) == {}
+
+
+def test_one_changed_byte_of_the_checkpoint_makes_the_stage_changed(project):
+    weights = project / CHECKPOINT / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    changed = status(project)[STAGE]
+    assert {"changed deps": {CHECKPOINT: "modified"}} in changed
