@@ -9,6 +9,9 @@ from esa.notebook.lock import lock_path
 from esa.spec import Spec
 
 GRADE_PROGRAM = "stages/grade.py"
+# Grade outputs kept in git (`cache: false`) beside grades.json: small tables of results (eval summaries, the
+# perturbation conditions) that a clean clone shows and the README cites. analysis.json stays in the DVC cache.
+IN_GIT = ("summary.json", "conditions.parquet")
 
 
 def add_spec(plan: Plan, spec: Spec, specs: dict[str, Spec], locked: bool = False) -> None:
@@ -35,6 +38,6 @@ def add_spec(plan: Plan, spec: Spec, specs: dict[str, Spec], locked: bool = Fals
             outs=outs,
             metrics=(grades,),
             # Small and git-tracked: what a clean clone shows and what the README's result tables cite.
-            uncached=(grades, *(path for path in outs if path.endswith("/summary.json"))),
+            uncached=(grades, *(path for path in outs if path.rsplit("/", 1)[-1] in IN_GIT)),
         )
     )

@@ -29,7 +29,7 @@ def _readme(path: Path, check: bool) -> None:
         raise EsaUsageError("; ".join(outcome.errors))
     if not check and outcome.text != path.read_text(encoding="utf-8"):
         path.write_text(outcome.text, encoding="utf-8")
-        click.echo(f"{path}: rewrote {len(outcome.stale)} table(s) from the results")
+        click.echo(f"{path}: rewrote {len(outcome.stale)} table(s) from the results", err=bool(outcome.unsupported))
         outcome.stale = []
     for problem in outcome.stale + outcome.unsupported:
         click.echo(problem, err=True)

@@ -3,7 +3,8 @@
 A quoted number matches a cited value when the value rounds to it: "0.19" matches 0.1874 (half a unit in the last
 quoted place), "2.2e-9" matches 2.24e-9, "13.5%" matches 0.135 or 13.5. Magnitudes are compared, so "fell by 0.3"
 matches −0.3. Cited values are every number in a JSON or YAML file (numbers written inside strings included,
-as grades.json's reasons carry them) or every number written in any other text file.
+as grades.json's reasons carry them), every numeric cell of a Parquet table, or every number written in any other
+text file.
 """
 
 from __future__ import annotations
@@ -47,8 +48,13 @@ def quoted_numbers(prose: str) -> Iterator[tuple[int, Quoted]]:
     """(line offset, number) for every number in ``prose`` outside code spans, comments and link targets."""
     kept = _SKIP.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), prose)
     for offset, line in enumerate(kept.split("\n")):
-        for match in NUMBER.finditer(line):
-            yield offset, _parse(match)
+        matches = list(NUMBER.finditer(line))
+        for match, after in zip(matches, [*matches[1:], None]):
+            number = _parse(match)
+            # "1.44–1.96%": a range's percent sign belongs to both ends.
+            if after is not None and after["percent"] and line[match.end():after.start()] in ("–", "-", " – "):
+                number = Quoted(number.text, number.value, number.tolerance, True)
+            yield offset, number
 
 
 def _walk(data: Any) -> Iterator[float]:
@@ -69,7 +75,12 @@ def _walk(data: Any) -> Iterator[float]:
 
 
 def cited_values(path: Path) -> list[float]:
-    """Every number in the file, as magnitudes, sorted."""
+    """Every number in the file, as magnitudes, sorted (NaN and infinities left out)."""
+    if path.suffix == ".parquet":
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        return sorted(set(_walk(frame.select_dtypes("number").to_numpy().ravel().tolist())))
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
         values = _walk(json.loads(text))

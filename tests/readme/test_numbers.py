@@ -16,6 +16,7 @@ def test_numbers_are_read_with_signs_exponents_separators_and_percent():
     assert texts(prose) == ["7.31", "53.2", "−0.9", "2.2e-9", "1,797", "13.5%", "0.46", "0.52"]
     values = {q.text: q.value for _, q in quoted_numbers(prose)}
     assert values["1,797"] == 1797 and values["2.2e-9"] == pytest.approx(2.2e-9) and values["−0.9"] == 0.9
+    assert [q.percent for _, q in quoted_numbers("CI 1.44–1.96%, 3–4 seeds")] == [True, True, False, False]
 
 
 def test_names_code_comments_and_links_are_not_numbers():
@@ -38,3 +39,11 @@ def test_cited_values_include_numbers_written_inside_strings(tmp_path):
     path.write_text(json.dumps({"a": {"value": -0.25, "reason": "ΔPPL super 2.97e+09 vs random_k 0.107"},
                                 "flag": True, "n": 3}))
     assert cited_values(path) == sorted({0.25, 2.97e9, 0.107, 3.0})
+
+
+def test_cited_values_of_a_parquet_table_are_its_numeric_cells(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "conditions.parquet"
+    pd.DataFrame({"target": ["super", "random_k"], "n_grew": [0, 24], "delta_ppl": [15.1, float("nan")]}).to_parquet(path)
+    assert cited_values(path) == [0.0, 15.1, 24.0]
