@@ -6,7 +6,7 @@ change the code a corpus or training stage depends on (DVC params carry the valu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 def stage_params(config) -> dict:
@@ -18,7 +18,7 @@ def stage_params(config) -> dict:
 
 @dataclass(frozen=True)
 class CorpusConfig:
-    """A corpus built from text every Python install carries, split by document."""
+    """A corpus split by document; the registry's are built from text every Python install carries."""
 
     name: str
     # Documents are assigned to splits by a hash of their path: fractions of documents per split.
@@ -31,6 +31,55 @@ class CorpusConfig:
 
     def params(self) -> dict:
         return stage_params(self)
+
+
+@dataclass(frozen=True)
+class LocalTextCorpus(CorpusConfig):
+    """A corpus from the user's own text: a folder (each file one document), a ``.txt`` file (documents
+    separated by ``separator``, default a run of blank lines) or a ``.jsonl`` file (one document per row).
+
+    ``path`` is relative to the project root (where dvc.yaml lives) or absolute; ``format`` ``auto`` picks
+    folder / txt / jsonl from the path.
+    """
+
+    kind: str = "local_text"
+    path: str = ""
+    format: str = "auto"
+    glob: str = "**/*"  # folder: which files are documents (hidden and binary files are skipped)
+    separator: str = ""  # txt: the literal line between documents; "" = one or more blank lines
+    text_field: str = "text"  # jsonl
+    id_field: str = ""  # jsonl: "" = ids from the file name and a hash of the text
+
+
+@dataclass(frozen=True)
+class HFDatasetCorpus(CorpusConfig):
+    """A corpus from a Hugging Face dataset (``datasets.load_dataset``), read from the datasets cache.
+
+    The rows of ``splits`` are pooled and re-split by document; ``group`` says what a document is: ``rows`` (each
+    non-empty row) or ``wikitext_articles`` (consecutive rows from one `` = Title = `` heading line to the next,
+    for WikiText, whose rows are lines).
+    """
+
+    kind: str = "hf_dataset"
+    dataset: str = ""
+    config: str = ""
+    splits: list[str] = field(default_factory=lambda: ["train"])
+    text_field: str = "text"
+    group: str = "rows"
+    revision: str = ""
+
+
+CORPUS_KINDS: dict[str, type[CorpusConfig]] = {"local_text": LocalTextCorpus, "hf_dataset": HFDatasetCorpus}
+
+
+def corpus_config(params: dict) -> CorpusConfig:
+    """The config a corpus stage's params describe: a spec's own corpus by its ``kind``, else a registry one."""
+    kind = params.get("kind")
+    if kind is None:
+        return CorpusConfig(**params)
+    if kind not in CORPUS_KINDS:
+        raise ValueError(f"unknown corpus kind '{kind}' (known: {', '.join(CORPUS_KINDS)})")
+    return CORPUS_KINDS[kind](**params)
 
 
 @dataclass(frozen=True)

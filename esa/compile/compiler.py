@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from esa.compile.mismatches import check_criteria
+from esa.compile.own_corpora import check_own_corpora
 from esa.compile.emit import dvc_yaml_text, params_yaml_text, read_sources
 from esa.compile.spec_stages import add_spec
 from esa.compile.staleness import same_content
@@ -90,6 +91,7 @@ def load_specs(sources: list[str], root: Path) -> dict[str, Spec]:
     if clash:
         raise SpecErrors([clash])
     cross = [error for spec in specs.values() for error in check_references(spec, specs)]
+    cross.extend(check_own_corpora(specs, root))
     for spec in specs.values():
         found, spec._warnings = check_criteria(spec)
         cross.extend(found)

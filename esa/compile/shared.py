@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from esa.compile.code_deps import code_deps
+from esa.compile.own_corpora import own_corpus_config, own_corpus_deps
 from esa.compile.plan import Plan, StageNode
 from esa.registry import CORPORA, INSTRUCT_MODELS, PACKAGED_MODELS, REFERENCE_MODELS
+from esa.spec import Spec
+
+OWN_CORPUS_PROGRAM = "stages/text_corpus.py"
 
 
 def corpus_dir(name: str) -> str:
@@ -34,8 +38,23 @@ def _add_shared(plan: Plan, stage: str, section: str, name: str, config, out: st
     return out
 
 
-def add_corpus(plan: Plan, name: str) -> str:
-    return _add_shared(plan, "corpus", "corpora", name, CORPORA[name], corpus_dir(name))
+def add_corpus(plan: Plan, name: str, spec: Spec | None = None) -> str:
+    """A registry corpus, or one the spec declares (built by stages/text_corpus.py, its local text a dep)."""
+    if spec is None or name not in spec.corpora:
+        return _add_shared(plan, "corpus", "corpora", name, CORPORA[name], corpus_dir(name))
+    config = own_corpus_config(spec, name, plan.root)
+    key, out = f"corpora.{name}", corpus_dir(name)
+    plan.add(
+        StageNode(
+            name=f"corpus.{name}",
+            cmd=f"python {OWN_CORPUS_PROGRAM} --key {key} --out {out}",
+            deps=(*code_deps(OWN_CORPUS_PROGRAM, root=plan.root), *own_corpus_deps(spec, name, config)),
+            params=(key,),
+            outs=(out,),
+        ),
+        {key: config.params()},
+    )
+    return out
 
 
 def add_model(plan: Plan, model: str) -> tuple[str, tuple[str, ...]]:

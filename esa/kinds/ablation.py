@@ -15,7 +15,7 @@ from esa.spec.runs import AblationRun
 def build_ablation(plan: Plan, spec: Spec, run: AblationRun, specs: dict[str, Spec]) -> list[str]:
     """One stage per seed, reading that seed's saved scores from the score run's stage."""
     model_location, model_deps = add_model(plan, run.model)
-    data = add_corpus(plan, run.data)
+    data = add_corpus(plan, run.data, spec)
     key = f"{spec.name}.{run.id}"
     params = {"model": model_location, "model_name": run.model, "data": data, "dtype": run.dtype,
               "device": run.device, **run.resolved_with(spec.run(run.scores))}

@@ -19,7 +19,7 @@ from esa.stageio import write_json
 def build_eval(plan: Plan, spec: Spec, run: EvalRun, specs: dict[str, Spec]) -> list[str]:
     """One stage per seed (the seed picks the evaluation windows); returns the metrics files for grading."""
     model_location, model_deps = add_model(plan, run.model)
-    data = add_corpus(plan, run.data)
+    data = add_corpus(plan, run.data, spec)
     key = f"{spec.name}.{run.id}"
     params = {"model": model_location, "model_name": run.model, "data": data, **run.resolved()}
     metrics = []

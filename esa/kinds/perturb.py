@@ -14,14 +14,14 @@ from esa.spec.sweeps import slug
 
 
 
-def add_baseline(plan: Plan, run: PerturbRun) -> str:
+def add_baseline(plan: Plan, spec: Spec, run: PerturbRun) -> str:
     """The unperturbed evaluation every perturbation of this model, data and window sample is paired with.
 
     Keyed by what determines it (model, data, protocol, part of the evaluation pool, window seed), so any number
     of runs share one stage.
     """
     model_location, model_deps = add_model(plan, run.model)
-    data = add_corpus(plan, run.data)
+    data = add_corpus(plan, run.data, spec)
     part = f"fold{run.eval_fold}of{run.eval_folds}-seed{run.eval_seed}"
     name = f"{slug(run.model)}/{run.data}/{run.protocol}-{run.dtype}/{part}"
     key = f"baselines.{slug(run.model)}-{run.data}-{run.protocol}-{run.dtype}-{part}"
@@ -48,9 +48,9 @@ def build_perturb(plan: Plan, spec: Spec, run: PerturbRun, specs: dict[str, Spec
     source = specs[run.scores.spec]
     score_run = source.run(run.scores.run)
     score_seeds = score_seeds_of(run, score_run)
-    baseline = add_baseline(plan, run)
+    baseline = add_baseline(plan, spec, run)
     model_location, model_deps = add_model(plan, run.model)
-    data = add_corpus(plan, run.data)
+    data = add_corpus(plan, run.data, spec)
     key = f"{spec.name}.{run.id}"
     params = {"model": model_location, "model_name": run.model, "data": data, **run.resolved(),
               "scores": run.scores.model_dump(), "score_seeds": score_seeds}

@@ -16,7 +16,7 @@ from esa.spec.runs import ScoreRun
 def build_score(plan: Plan, spec: Spec, run: ScoreRun, specs: dict[str, Spec]) -> list[str]:
     """One scoring stage per seed (the seed draws calibration windows and probes); all metrics in one stage."""
     model_location, model_deps = add_model(plan, run.model)
-    data = add_corpus(plan, run.data)
+    data = add_corpus(plan, run.data, spec)
     key = f"{spec.name}.{run.id}"
     params = {"model": model_location, "model_name": run.model, "data": data, **run.resolved()}
     evidence = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from esa.registry import reference_of
+from esa.registry import CORPORA, reference_of
 from esa.spec.comparison_checks import check_effect_difference
 from esa.spec.errors import SpecError, SpecErrors
 from esa.spec.models import Spec
@@ -152,6 +152,7 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
 
     unique(spec.hypotheses, "hypotheses")
     unique(spec.criteria, "criteria")
+    problems.extend(_check_corpora(spec, origin))
     seen_runs: set[str] = set()
     for i, run in enumerate(spec.runs):
         if run.id in seen_runs:
@@ -210,6 +211,16 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
             for path, ref in refs:
                 problems.extend(_check_score_ref(spec, criterion, path, ref))
     return problems
+
+
+def _check_corpora(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
+    """Runs' `data:` names a registry corpus or one of the spec's `corpora:`; the spec's own shadow none."""
+    problems = [(("corpora", name), f"'{name}' is a registry corpus; give the spec's own corpus another name")
+                for name in spec.corpora if name in CORPORA]
+    known = f"registry: {_known(CORPORA)}; this spec's corpora: {_known(spec.corpora)}"
+    unknown = {origin.get((i, "data"), origin[(i, None)]): run.data for i, run in enumerate(spec.runs)
+               if run.data not in CORPORA and run.data not in spec.corpora}  # a default's error comes once
+    return problems + [(where, f"unknown corpus '{name}' ({known})") for where, name in unknown.items()]
 
 
 def _article(word: str) -> str:

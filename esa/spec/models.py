@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from esa.spec.corpora import SpecCorpus
 from esa.spec.criteria import Criterion, Ident
 from esa.spec.runs import Run
 
@@ -43,6 +44,9 @@ class Spec(BaseModel):
     description: str = ""
     hypotheses: list[Hypothesis] = Field(min_length=1)
     criteria: list[Criterion] = Field(default_factory=list)
+    corpora: dict[Ident, SpecCorpus] = Field(default_factory=dict, description=(
+        "the spec's own corpora (local text files or a Hugging Face dataset), named by runs' `data:` like the "
+        "registry's (stdlib, stdlib-tiny)"))
     defaults: dict[str, Any] = Field(default_factory=dict, description="run fields applied to every run and sweep")
     runs: list[Run] = Field(default_factory=list, description="runs, with sweeps expanded into them")
     sweeps: list[Sweep] = Field(default_factory=list)

@@ -62,6 +62,27 @@ def test_hub_spec_golden(repo_root, source, name):
     check_golden(f"{name}.params.yaml", result.params_yaml)
 
 
+WIKITEXT2 = "specs/hub/wikitext2.yaml"
+
+
+def test_wikitext2_spec_evaluates_on_its_own_hf_corpus(repo_root):
+    assert (repo_root / WIKITEXT2).read_text().startswith("# yaml-language-server: $schema=../schema.json\n# ")
+    result = compile_specs([WIKITEXT2], repo_root)
+    stages = yaml.safe_load(result.dvc_yaml)["stages"]
+    params = yaml.safe_load(result.params_yaml)
+    corpus = params["corpora"]["wikitext2"]
+    assert (corpus["kind"], corpus["dataset"], corpus["config"]) == ("hf_dataset", "Salesforce/wikitext",
+                                                                    "wikitext-2-raw-v1")
+    assert corpus["group"] == "wikitext_articles" and corpus["splits"] == ["train", "validation", "test"]
+    assert stages["corpus.wikitext2"]["cmd"] == "python stages/text_corpus.py --key corpora.wikitext2 --out data/wikitext2"
+    assert [name for name in stages if name.startswith("corpus.")] == ["corpus.wikitext2"]  # no stdlib corpus
+    runs = params["wikitext2-phase1"]
+    assert {run["data"] for run in runs.values()} == {"data/wikitext2"}
+    assert {run["model"] for run in runs.values()} == {"EleutherAI/pythia-160m"}
+    check_golden("wikitext2-phase1.dvc.yaml", result.dvc_yaml)
+    check_golden("wikitext2-phase1.params.yaml", result.params_yaml)
+
+
 def test_hub_specs_compile_without_network_or_model_loading(repo_root):
     # A fresh process: no other test has imported transformers, and a socket that connects is an error.
     script = (
@@ -71,10 +92,11 @@ def test_hub_specs_compile_without_network_or_model_loading(repo_root):
         "socket.socket.connect = refuse\n"
         "from pathlib import Path\n"
         "from esa.compile.compiler import compile_specs\n"
-        f"result = compile_specs({[source for source, *_ in HUB_SPECS]!r}, Path('.'))\n"
-        "print(json.dumps({'stages': len(result.stages), 'transformers': 'transformers' in sys.modules}))\n"
+        f"result = compile_specs({[source for source, *_ in HUB_SPECS] + [WIKITEXT2]!r}, Path('.'))\n"
+        "print(json.dumps({'stages': len(result.stages), 'transformers': 'transformers' in sys.modules,\n"
+        "                  'datasets': 'datasets' in sys.modules}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], cwd=repo_root, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["stages"] > 0 and report["transformers"] is False
+    assert report["stages"] > 0 and report["transformers"] is False and report["datasets"] is False

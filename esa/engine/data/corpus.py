@@ -1,6 +1,7 @@
-"""A text corpus every Python install carries, split into disjoint train / calibration / evaluation sets.
+"""A text corpus split into disjoint train / calibration / evaluation sets, by document.
 
-Documents are the standard library's ``.py`` sources plus the ``pydoc`` help topics. A document's split depends
+The registry's corpora are the standard library's ``.py`` sources plus the ``pydoc`` help topics; a spec's own
+corpora (esa.engine.data.text_sources) come through ``write_splits`` the same way. A document's split depends
 only on a hash of its id, so adding or removing files elsewhere never moves a document between splits.
 """
 
@@ -55,6 +56,11 @@ def stdlib_documents() -> dict[str, str]:
     for topic, text in topics.items():
         if text.strip():
             docs[f"pydoc:{topic}"] = text
+    return collapse_duplicates(docs)
+
+
+def collapse_duplicates(docs: dict[str, str]) -> dict[str, str]:
+    """Exact duplicates collapsed (the smallest id is kept): one text in two splits would leak."""
     by_hash: dict[str, str] = {}
     for doc_id in sorted(docs):
         by_hash.setdefault(_sha256(docs[doc_id].encode("utf-8")), doc_id)
@@ -114,11 +120,16 @@ def validate_config(cfg: CorpusConfig) -> None:
 def build_corpus(cfg: CorpusConfig, out_dir: Path) -> dict:
     """Write ``{split}.jsonl`` and ``splits.json`` into out_dir; return the splits summary."""
     validate_config(cfg)
+    return write_splits(stdlib_documents(), cfg, out_dir, {"python": platform.python_version()})
+
+
+def write_splits(docs: dict[str, str], cfg: CorpusConfig, out_dir: Path, source: dict | None = None) -> dict:
+    """Split documents (id -> text, duplicates collapsed) by id hash under the byte caps; write ``{split}.jsonl``
+    and ``splits.json`` (sha256 per document and per split file, plus ``source``) into out_dir; return the summary."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    docs = stdlib_documents()
     ids = assign_splits(docs, cfg)
-    summary: dict = {"corpus": cfg.name, "config": cfg.params(), "python": platform.python_version()}
+    summary: dict = {"corpus": cfg.name, "config": cfg.params(), **(source or {})}
     for split in SPLITS:
         lines = [json.dumps({"id": i, "text": docs[i]}, ensure_ascii=False) + "\n" for i in ids[split]]
         data = "".join(lines).encode("utf-8")
