@@ -10,6 +10,10 @@ block at the boundary), layer_component.parquet, superweight.json (when asked), 
 windows and documents this seed drew: its document-disjoint part of the pool), scores/<metric>.safetensors (full
 score tensors, small models only), summary.json (DVC metrics; ``unnamed_components``: the scored matrices no
 component rule names, with their share of the scored weights, null when there are none) and manifest.json.
+
+Before scoring it prints a memory estimate (esa.engine.scoring.memory) and records it in summary.json and the
+manifest; when the estimate beyond the loaded weights exceeds the free device memory (CUDA) or the available RAM
+(CPU), it refuses with one line and exit code 2.
 """
 
 from __future__ import annotations
@@ -23,11 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run by path from
 from esa.stageio import (Manifest, bad_input, load_params, seed_part, stage_parser, write_json,  # noqa: E402
                          write_sampling)
 
-SAVE_SCORES_AUTO_LIMIT = 100_000_000  # parameters; full score tensors of larger models are not kept
 
-
-def select_and_describe(result, targets, metric: str, params: dict, seed: int = 0):
-    """Stream one metric's score tensors through the selectors and statistics; return frames."""
+def select_and_describe(result, targets, metric: str, params: dict, seed: int = 0, keep: bool = True):
+    """Stream one metric's score tensors through the selectors and statistics; return frames (and, with
+    ``keep``, every score tensor, to be saved: without it only one matrix's score is held at a time)."""
     import pandas as pd
 
     from esa.analysis.score_tables import layer_component_summary
@@ -46,7 +49,8 @@ def select_and_describe(result, targets, metric: str, params: dict, seed: int = 
             selector.add(target, score)
         stats.append({"metric": metric, **target_score_stats(
             target, score, metric=metric, hutchinson_mode=params.get("hutchinson_mode", "abs"), null_seed=seed)})
-        kept[target.name] = score
+        if keep:
+            kept[target.name] = score
     frames = []
     for mode, selector in top.items():
         frame = selector.result()
@@ -91,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     from esa.engine.data.corpus import load_split
     from esa.engine.models.loading import load_stage_model, n_params, quiet_hub_progress, resolve_device
     from esa.engine.data.batches import calibration_draw
+    from esa.accumulators import resolve_accum_dtype
+    from esa.engine.models.shape import model_shape
+    from esa.engine.scoring.memory import estimate_memory, save_scores_of
+    from esa.engine.scoring.memory_check import available_memory, refusal
     from esa.engine.scoring.passes import score_model
     from esa.engine.models.targets import scored_parameters, unnamed_components, unnamed_warning
 
@@ -104,36 +112,57 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         return bad_input("score", exc)
 
+    resolved = resolve_device(device)
+    model_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    metrics = list(params["metrics"])
+    try:
+        # Params compiled before these knobs existed lack them: float32 and one sequence, as scoring was then.
+        accum_dtype = resolve_accum_dtype(str(params.get("accum_dtype", "float32")), resolved.type, model_dtype)
+        microbatch = int(params.get("microbatch", 1))
+        if microbatch < 1:
+            raise ValueError(f"microbatch must be at least 1, got {microbatch}")
+    except ValueError as exc:
+        return bad_input("score", exc, "bad params")
+    targets = scored_parameters(model, include_embeddings=bool(params.get("include_embeddings")),
+                                include_lm_head=bool(params.get("include_lm_head")),
+                                components=params.get("components"))
+    total = n_params(model)
+    save = save_scores_of(params.get("save_scores", "auto"), total)
+    estimate = estimate_memory(model_shape(model, targets), metrics, model_dtype=model_dtype, accum_dtype=accum_dtype,
+                               microbatch=microbatch, context=int(params["context"]), save_scores=save,
+                               cache_z=resolved.type == "cpu")
+    print(f"memory estimate, score run {args.key} seed {args.seed}: {estimate.line()}")
+    available, what = available_memory(resolved)
+    refused = refusal(args.key, estimate, available, what, microbatch=microbatch, n_metrics=len(metrics))
+    if refused:
+        print(refused, file=sys.stderr)
+        return 2
+
     with Manifest(args.out, params=params, spec=args.spec, stage="score") as manifest:
-        resolved = resolve_device(device)
         windows, draw = calibration_draw(tokenizer, docs, context=int(params["context"]),
                                          max_windows=int(params["max_windows"]), seed=args.seed, folds=folds, fold=fold)
         sampling = write_sampling(args.out, draw)
-        targets = scored_parameters(model, include_embeddings=bool(params.get("include_embeddings")),
-                                    include_lm_head=bool(params.get("include_lm_head")),
-                                    components=params.get("components"))
         # Weights no component rule names are graded as one 'other' cell: say so before spending the compute.
         unnamed = unnamed_components(targets)
         if unnamed:
             print(unnamed_warning(unnamed), file=sys.stderr)
         unique = list({t.name: t.parameter for t in targets}.items())
         t0 = time.perf_counter()
-        result = score_model(model, unique, windows, list(params["metrics"]), device=resolved, seed=args.seed,
+        result = score_model(model, unique, windows, metrics, device=resolved, seed=args.seed,
                              probes=int(params.get("probes", 8)),
                              hutchinson_windows=int(params.get("hutchinson_windows", 16)),
                              hutchinson_mode=params.get("hutchinson_mode", "abs"),
                              superweight_threshold=float(params.get("superweight_threshold", 50.0)),
-                             pad_id=tokenizer.pad_token_id or 0, lazy=True)
+                             pad_id=tokenizer.pad_token_id or 0, microbatch=microbatch, accum_dtype=accum_dtype,
+                             lazy=True)
         manifest.time("score", time.perf_counter() - t0)
 
         t0 = time.perf_counter()
-        total = n_params(model)
-        save = params.get("save_scores", "auto")
-        save = total <= SAVE_SCORES_AUTO_LIMIT if save == "auto" else bool(save)
         parts: dict[str, list] = {"topk": [], "bottomk": [], "stats": [], "layers": []}
         (args.out / "scores").mkdir(parents=True, exist_ok=True)
         for metric in params["metrics"]:
-            topk, bottomk, stats, layers, kept = select_and_describe(result, targets, metric, params, seed=args.seed)
+            topk, bottomk, stats, layers, kept = select_and_describe(result, targets, metric, params, seed=args.seed,
+                                                                       keep=save)
             for name, frame in zip(parts, (topk, bottomk, stats, layers)):
                 parts[name].append(frame)
             if save:
@@ -158,11 +187,13 @@ def main(argv: list[str] | None = None) -> int:
             "n_scored_weights": meta["n_weights"], "n_scored_tensors": len(targets), "n_params": total,
             "unnamed_components": unnamed,
             "estimators": meta["estimators"], "passes": meta["passes"], "scores_saved": save,
+            "microbatch": microbatch, "accum_dtype": meta["accum_dtype"], "memory_estimate": estimate.to_dict(),
             "top1pct_over_median": {m: float(s["top1pct_over_median"].median())
                                     for m, s in frames["stats"].groupby("metric")},
         }
         write_json(args.out / "summary.json", summary)
         manifest.set(seed=args.seed, device=str(resolved), dtype=dtype, n_params=total, scoring=meta,
+                     memory_estimate=estimate.to_dict(), memory_available={"bytes": available, "what": what},
                      threads=torch.get_num_threads(), **loaded.record)
     print(f"score {params['model']} seed {args.seed}: {', '.join(params['metrics'])} over {meta['n_tokens']} "
           f"tokens / {len(windows)} windows; {len(frames['topk'])} selected rows")

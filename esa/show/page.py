@@ -10,6 +10,7 @@ from esa.compile.compiler import PlanError, load_specs, relative_source
 from esa.compile.emit import read_sources
 from esa.compile.ownership import spec_stages
 from esa.show.criteria import criterion_phrases
+from esa.show.memory import memory_phrase
 from esa.show.runs import run_phrases
 from esa.spec import Spec, SpecErrors, load_spec
 
@@ -85,6 +86,8 @@ def show_spec(path: str, root: Path, width: int = 100) -> str:
     lines += ["", f"Runs ({len(spec.runs)})"]
     for run in spec.runs:
         heading, phrases = run_phrases(run, spec)
+        if run.kind == "score":
+            phrases.append(memory_phrase(run, root))
         sweep = spec.sweep_of(run.id)
         lines += _item(run.id, heading + ([f"from sweep {sweep}"] if sweep else []), phrases, width)
     lines += ["", f"Criteria ({len(spec.criteria)})"]

@@ -27,8 +27,9 @@ def _score(run, spec: Spec) -> tuple[list[str], set[str]]:
                f"k_grid {_list(run.ks())}", f"{run.max_windows} calibration windows × {run.context} tokens"]
     if "hutchinson_diag" in run.metrics:
         phrases.append(f"{run.probes} Hutchinson probes × {run.hutchinson_windows} windows ({run.hutchinson_mode})")
+    phrases.append(f"microbatch {run.microbatch}, accum_dtype {run.resolved()['accum_dtype']}")
     return phrases, {"metrics", "modes", "topk", "k_grid", "max_windows", "context", "probes", "hutchinson_windows",
-                     "hutchinson_mode", "split"}
+                     "hutchinson_mode", "split", "microbatch", "accum_dtype"}
 
 
 def _ablation(run, spec: Spec) -> tuple[list[str], set[str]]:

@@ -11,6 +11,7 @@ from esa.registry import CORPORA, reference_of
 from esa.spec.comparison_checks import check_effect_difference
 from esa.spec.errors import SpecError, SpecErrors
 from esa.spec.models import Spec
+from esa.spec.runs import fields_by_kind
 from esa.spec.sweeps import expand_runs
 from esa.spec.yamlpos import YamlPositionError, load_with_positions, locate
 
@@ -39,7 +40,7 @@ def load_spec(path: str | Path) -> Spec:
     def where(source_path: tuple) -> tuple[int, int]:
         return locate(positions, source_path)
 
-    runs, origin, sweep_members, errors = expand_runs(raw, file, where)
+    runs, origin, sweep_members, errors = expand_runs(raw, file, where, fields_by_kind())
     if errors:
         raise SpecErrors(errors)
     document = {**raw, "runs": runs}

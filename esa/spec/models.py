@@ -47,7 +47,9 @@ class Spec(BaseModel):
     corpora: dict[Ident, SpecCorpus] = Field(default_factory=dict, description=(
         "the spec's own corpora (local text files or a Hugging Face dataset), named by runs' `data:` like the "
         "registry's (stdlib, stdlib-tiny)"))
-    defaults: dict[str, Any] = Field(default_factory=dict, description="run fields applied to every run and sweep")
+    defaults: dict[str, Any] = Field(default_factory=dict, description=(
+        "run fields applied to every run and sweep whose kind has the field (e.g. a score run's microbatch or "
+        "accum_dtype leaves eval runs alone); a run's own value wins"))
     runs: list[Run] = Field(default_factory=list, description="runs, with sweeps expanded into them")
     sweeps: list[Sweep] = Field(default_factory=list)
 

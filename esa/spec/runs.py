@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from esa.accumulators import ACCUM_DTYPES, AUTO, DEFAULT_RULE, default_accum_dtype
 from esa.names import MODES
 from esa.registry import INSTRUCT_MODELS, PACKAGED_MODELS, PROTOCOLS, REFERENCE_MODELS
 from esa.spec.model_source import is_hub_id, is_local_path, is_project_model
@@ -136,6 +137,14 @@ class ScoreRun(_RunBase):
     superweight_threshold: float = Field(50.0, gt=1)
     save_scores: Literal["auto"] | bool = Field(
         "auto", description="keep full score tensors (auto: models up to 100M parameters)")
+    microbatch: int = Field(1, ge=1, description=(
+        "calibration sequences per forward/backward of the gradient and Hutchinson passes; more is faster and "
+        "needs more activation memory. Above 1, grad_squared (and obd) become a per-microbatch Fisher: the "
+        "squared gradient of each microbatch's mean loss, not of each sequence's"))
+    accum_dtype: Literal[(*ACCUM_DTYPES, AUTO)] = Field(AUTO, description=(
+        "dtype of the per-weight accumulators (grad_x_weight, grad_squared/obd, hutchinson_diag; act_mag's "
+        f"per-input-feature sums stay float32). auto: {DEFAULT_RULE}. bfloat16 halves their memory and rounds "
+        "each sum to 8 significant bits"))
 
     @field_validator("metrics", "modes")
     @classmethod
@@ -159,6 +168,9 @@ class ScoreRun(_RunBase):
         data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "k_grid", *LOAD_FIELDS})
         data["k_grid"] = self.ks()
         data["seed_plan"] = list(self.seeds)
+        # The default written out where the device and dtype decide it (auto stays when the stage must decide).
+        if self.accum_dtype == AUTO:
+            data["accum_dtype"] = default_accum_dtype(self.device, self.dtype)
         return data
 
 
@@ -264,3 +276,10 @@ class PerturbRun(_RunBase):
 
 Run = Annotated[Union[EvalRun, ScoreRun, AblationRun, PerturbRun], Field(discriminator="kind")]
 RUN_KINDS = ("eval", "score", "ablation_check", "perturb")
+
+
+def fields_by_kind() -> dict[str, set[str]]:
+    """Each run kind's field names, so that `defaults` can hold a field of one kind (e.g. a score run's
+    microbatch) in a spec that also has runs of other kinds."""
+    classes = (EvalRun, ScoreRun, AblationRun, PerturbRun)
+    return {cls.model_fields["kind"].annotation.__args__[0]: set(cls.model_fields) for cls in classes}

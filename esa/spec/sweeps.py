@@ -21,12 +21,13 @@ def slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", text)
 
 
-def expand_runs(raw: dict, file: str, locate) -> tuple[list[dict], dict[tuple, SourcePath], dict[str, list[str]],
-                                                      list[SpecError]]:
+def expand_runs(raw: dict, file: str, locate, kind_fields: dict[str, set[str]] | None = None
+                ) -> tuple[list[dict], dict[tuple, SourcePath], dict[str, list[str]], list[SpecError]]:
     """Return (runs, origin, sweep_members, errors).
 
     ``origin`` maps (run index, field) to the source path that supplied it; ``sweep_members`` maps sweep ids
-    to the ids of the runs they generated.
+    to the ids of the runs they generated. With ``kind_fields`` (kind -> its field names), a default that the
+    run's kind lacks but another kind has is left out of that run; a default no kind has stays, to be reported.
     """
     errors: list[SpecError] = []
 
@@ -41,9 +42,16 @@ def expand_runs(raw: dict, file: str, locate) -> tuple[list[dict], dict[tuple, S
     origin: dict[tuple, SourcePath] = {}
     sweep_members: dict[str, list[str]] = {}
 
+    known = set().union(*kind_fields.values()) if kind_fields else set()
+
+    def applies(key: str, kind) -> bool:
+        fields = (kind_fields or {}).get(kind) if isinstance(kind, str) else None
+        return fields is None or key in fields or key not in known
+
     def add(run: dict, sources: dict[str, SourcePath], fallback: SourcePath) -> None:
         index = len(runs)
-        merged = {**defaults, **run}
+        kind = run.get("kind", defaults.get("kind"))
+        merged = {**{k: v for k, v in defaults.items() if applies(k, kind)}, **run}
         for key in merged:
             origin[(index, key)] = sources.get(key, ("defaults", key) if key in defaults else fallback)
         origin[(index, None)] = fallback
