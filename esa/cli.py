@@ -41,6 +41,11 @@ def compile_command(specs: tuple[str, ...], check: bool, fresh: bool) -> None:
         return
     result.write(root)
     click.echo(f"wrote dvc.yaml and params.yaml: {len(result.stages)} stages from {', '.join(result.sources)}")
+    from esa.compile.git_ignored import ignored_warning
+
+    hidden = ignored_warning(root, result.uncached)
+    if hidden:
+        click.echo(f"warning: {hidden}", err=True)
 
 
 @main.command("show")

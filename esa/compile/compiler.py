@@ -26,6 +26,7 @@ class CompileResult:
     stages: list[str]
     sources: dict[str, str]
     warnings: list[SpecError] = field(default_factory=list)  # settings the grader ignores or cannot decide on
+    uncached: list[str] = field(default_factory=list)  # outputs kept in git (`cache: false`)
 
     def write(self, root: Path) -> None:
         (root / "dvc.yaml").write_text(self.dvc_yaml)
@@ -124,6 +125,7 @@ def compile_specs(sources: list[str], root: Path) -> CompileResult:
         stages=[node.name for node in nodes],
         sources=digests,
         warnings=[warning for source in sorted(specs) for warning in specs[source].warnings],
+        uncached=[path for node in nodes for path in node.uncached],
     )
 
 

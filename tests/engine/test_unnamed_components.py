@@ -54,8 +54,8 @@ def test_score_stage_warns_and_records_the_unnamed_matrices(tmp_path, monkeypatc
 
     real_load = loading.load_model
 
-    def load_with_mystery(path, dtype="float32", device="cpu"):
-        model, tokenizer = real_load(path, dtype=dtype, device=device)
+    def load_with_mystery(path, dtype="float32", device="cpu", **settings):
+        model, tokenizer = real_load(path, dtype=dtype, device=device, **settings)
         return with_mystery(model, model.model.layers[:1]), tokenizer
 
     monkeypatch.setattr(loading, "load_model", load_with_mystery)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from system_tools import needs_git
 
+from esa.compile.git_ignored import GITIGNORE_LINES
+
 pytestmark = [pytest.mark.integration, needs_git]
 
 SPEC = textwrap.dedent("""\
@@ -48,7 +50,8 @@ def project(tmp_path_factory, request):
         shutil.copytree(repo / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "_site"))
     (root / "specs").mkdir()
     (root / "specs/phase1.yaml").write_text(SPEC)
-    (root / ".gitignore").write_text("/results/\n/models/\n/data/\n")
+    # As the project's own .gitignore: grades and summaries (cache: false) stay visible to git for the history.
+    (root / ".gitignore").write_text("\n".join([*GITIGNORE_LINES, "/models/", "/data/", ""]))
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
     run(["esa", "compile", "specs/phase1.yaml"], root)
