@@ -109,22 +109,22 @@ def matched_summary(chosen: dict) -> dict | None:
             "max_exponent_distance": int(distance.max()) if len(frame) else 0}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser(__doc__, what="perturbation run", seed=True, spec=True)
-    parser.add_argument("--scores", required=True, type=Path, help="a Phase-2 scoring stage's output folder")
-    parser.add_argument("--baseline", required=True, type=Path, help="the shared baseline evaluation's folder")
-    args = parser.parse_args(argv)
-    try:
-        params = load_params(args.key, args.params)
-        missing = [k for k in REQUIRED if k not in params]
-        if missing:
-            raise KeyError(f"params at '{args.key}' lack {', '.join(missing)}")
-        for path in (args.scores / "topk.parquet", args.baseline / "sequences.parquet"):
-            if not path.exists():
-                raise KeyError(f"{path} does not exist (run the scoring and baseline stages first)")
-    except (KeyError, OSError) as exc:
-        return bad_input("perturb", exc)
+def read_params(key: str, path, scores: Path, baseline: Path) -> dict:
+    """The run's params, checked, and its inputs' presence: KeyError before any model is loaded."""
+    params = load_params(key, path)
+    missing = [k for k in REQUIRED if k not in params]
+    if missing:
+        raise KeyError(f"params at '{key}' lack {', '.join(missing)}")
+    for needed in (scores / "topk.parquet", baseline / "sequences.parquet"):
+        if not needed.exists():
+            raise KeyError(f"{needed} does not exist (run the scoring and baseline stages first)")
+    return params
 
+
+def perturb_seed(loaded, device, params: dict, *, seed: int, scores: Path, baseline_dir: Path, out: Path,
+                 spec: str | None, record: dict | None = None) -> int:
+    """One run and seed on a loaded model: every condition, restored after each; writes out/. Returns the exit
+    code (2: bad input). The model comes back with its weights as they were, so the next seed can reuse it."""
     import numpy as np
     import pandas as pd
     import torch
@@ -132,33 +132,28 @@ def main(argv: list[str] | None = None) -> int:
     from esa.analysis.paired import delta_ppl, ppl
     from esa.engine.data.corpus import load_split
     from esa.engine.evaluation.evaluate import evaluate_windows, prepare_windows
-    from esa.engine.models.loading import load_stage_model, quiet_hub_progress, resolve_device
     from esa.engine.perturbation.apply import checksum, parameters, params_from_spec, perturbed
 
-    quiet_hub_progress()
-    torch.manual_seed(args.seed)
-    device = resolve_device(params.get("device", "cpu"))
+    torch.manual_seed(seed)  # as if freshly started, whichever seeds ran on this model before
+    model, tokenizer = loaded.model, loaded.tokenizer
     try:
-        loaded = load_stage_model(params, device=str(device))
-        model, tokenizer = loaded.model, loaded.tokenizer
         docs = load_split(Path(params["data"]), "evaluation")
     except (ValueError, OSError) as exc:
         return bad_input("perturb", exc)
-
-    baseline = pd.read_parquet(args.baseline / "sequences.parquet")
+    baseline = pd.read_parquet(baseline_dir / "sequences.parquet")
     try:
-        chosen = selections(params, args.scores, model, args.seed)
+        chosen = selections(params, scores, model, seed)
     except ValueError as exc:  # e.g. k beyond the stored top-k, or a matrix without enough control candidates
         return bad_input("perturb", exc)
     recorded = super_weights(chosen["super"], parameters(model))  # read before any condition touches them
-    with Manifest(args.out, params=params, spec=args.spec, stage="perturb") as manifest:
+    with Manifest(out, params=params, spec=spec, stage="perturb") as manifest:
         # The baseline's fold of the document-disjoint evaluation pool, so the window ids match it exactly.
         prepared = prepare_windows(tokenizer, docs, context=int(params["context"]), stride=int(params["stride"]),
                                    max_windows=int(params["max_windows"]), seed=int(params["eval_seed"]),
                                    folds=int(params.get("folds", 1)), fold=int(params.get("fold", 0)))
         grad = None
         if params["perturbation"] == "grad_step":
-            grad = calibration_gradient(model, tokenizer, Path(params["data"]), int(params["context"]), args.seed)
+            grad = calibration_gradient(model, tokenizer, Path(params["data"]), int(params["context"]), seed)
         reference = checksum(model, method="auto")  # once per run; each condition proves its restore against it
         frames, summary, timings = [], [], {"apply_restore": 0.0, "evaluate": 0.0}
         for level in params["levels"]:
@@ -166,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             for target, selection in chosen.items():
                 start = time.perf_counter()
                 with perturbed(model, selection, params["perturbation"], settings,
-                               seed=condition_seed(args.seed, target), grad=grad, reference=reference) as applied:
+                               seed=condition_seed(seed, target), grad=grad, reference=reference) as applied:
                     applied_at = time.perf_counter()
                     _, frame = evaluate_windows(model, prepared, batch_size=int(params["batch_size"]),
                                                 device=device, progress=False)
@@ -188,16 +183,40 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"perturb {params['perturbation']} level {level} {target}: "
                       + ("diverged" if diverged else f"ΔPPL {summary[-1]['delta_ppl']:+.4f}")
                       + f" ({applied.n_touched} weights: {applied.n_grew} grew, {applied.n_shrank} shrank)")
-        args.out.mkdir(parents=True, exist_ok=True)
-        pd.concat(frames, ignore_index=True).to_parquet(args.out / "conditions.parquet", index=False)
-        write_json(args.out / "summary.json", {"seed": args.seed, "baseline_ppl": ppl(baseline),
-                                               "conditions": summary, "n_super": len(chosen["super"]),
-                                               "super_weights": recorded})
+        out.mkdir(parents=True, exist_ok=True)
+        pd.concat(frames, ignore_index=True).to_parquet(out / "conditions.parquet", index=False)
+        write_json(out / "summary.json", {"seed": seed, "baseline_ppl": ppl(baseline), "conditions": summary,
+                                          "n_super": len(chosen["super"]), "super_weights": recorded})
         for name, seconds in timings.items():
             manifest.time(name, seconds)
-        manifest.set(seed=args.seed, device=str(device), n_conditions=len(summary), **loaded.record,
+        manifest.set(seed=seed, device=str(device), n_conditions=len(summary), **loaded.record, **(record or {}),
                      selection_sizes={t: len(s) for t, s in chosen.items()}, matched_exponents=matched_summary(chosen))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser(__doc__, what="perturbation run", seed=True, spec=True)
+    parser.add_argument("--scores", required=True, type=Path, help="a Phase-2 scoring stage's output folder")
+    parser.add_argument("--baseline", required=True, type=Path, help="the shared baseline evaluation's folder")
+    args = parser.parse_args(argv)
+    try:
+        params = read_params(args.key, args.params, args.scores, args.baseline)
+    except (KeyError, OSError) as exc:
+        return bad_input("perturb", exc)
+
+    import torch
+
+    from esa.engine.models.loading import load_stage_model, quiet_hub_progress, resolve_device
+
+    quiet_hub_progress()
+    torch.manual_seed(args.seed)
+    device = resolve_device(params.get("device", "cpu"))
+    try:
+        loaded = load_stage_model(params, device=str(device))
+    except (ValueError, OSError) as exc:
+        return bad_input("perturb", exc)
+    return perturb_seed(loaded, device, params, seed=args.seed, scores=args.scores, baseline_dir=args.baseline,
+                        out=args.out, spec=args.spec)
 
 
 if __name__ == "__main__":

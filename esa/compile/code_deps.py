@@ -1,10 +1,10 @@
 """A stage's code dependencies, read from the import graph of its stage program.
 
 A hand-kept list of the files a stage runs goes stale (an edited grader then leaves old verdicts in place), so
-the compiler derives it: the program itself plus every module of this package it imports, transitively —
-imports inside functions included, since they run when the function does. The result over-approximates what
-one run executes, never under-approximates it (tests/compile/test_code_deps.py checks that against the modules
-each stage program really loads).
+the compiler derives it: the program itself plus every module of this package (or stage program) it imports,
+transitively — imports inside functions included, since they run when the function does. The result
+over-approximates what one run executes, never under-approximates it (tests/compile/test_code_deps.py checks
+that against the modules each stage program really loads).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = "esa"
+PROGRAMS = "stages"  # a stage program may reuse another's functions (stages/perturb_group.py: stages/perturb.py)
 
 
 def module_file(module: str, root: Path) -> Path | None:
@@ -74,7 +75,7 @@ def _closure(start: tuple[str, ...], root: Path) -> tuple[str, ...]:
         if path in seen:
             continue
         seen.add(path)
-        for module in imported_modules(path, root):
+        for module in imported_modules(path, root) | imported_modules(path, root, package=PROGRAMS):
             for name in _with_parents(module):
                 found = module_file(name, root)
                 if found is not None and found not in seen:

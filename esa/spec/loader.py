@@ -110,12 +110,24 @@ def _located(exc: ValidationError, document: dict, origin: dict, file: str, wher
         loc += _named_key(err, document, message)
         source = _source_path(loc, document, origin)
         if err["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = _unknown_key(loc, document)
         elif err["type"] == "missing":
             message = f"missing required key '{loc[-1]}'"
         error = SpecError(file, *where(source), source, message)
         errors.setdefault((error.line, error.col, error.message), error)  # defaults can fail once per run
     return list(errors.values())
+
+
+def _unknown_key(loc: tuple, document: dict) -> str:
+    """"unknown key", or which run kinds have it when a run sets another kind's field (share_load on an eval run)."""
+    runs = document.get("runs")
+    if len(loc) < 3 or loc[0] != "runs" or not isinstance(runs, list) or not isinstance(loc[1], int):
+        return "unknown key"
+    kind = runs[loc[1]].get("kind") if loc[1] < len(runs) and isinstance(runs[loc[1]], dict) else None
+    owners = [name for name, fields in fields_by_kind().items() if loc[-1] in fields]
+    if not owners or not isinstance(kind, str):
+        return "unknown key"
+    return f"{loc[-1]} is a field of {' and '.join(owners)} runs, not of {kind} runs"
 
 
 def _named_key(err: dict, document: dict, message: str) -> tuple:

@@ -240,6 +240,10 @@ class PerturbRun(_RunBase):
     eval_seed: int = Field(1337, description="seed of the evaluation windows shared with the baseline")
     eval_folds: int = Field(2, gt=0, description="document-disjoint parts the evaluation pool is split into")
     eval_fold: int = Field(0, ge=0, description="the part this run evaluates on (a repeat uses another)")
+    share_load: bool = Field(False, description=(
+        "one stage loads the model once for every seed of this run and of the spec's other share_load perturb "
+        "runs of the same model, dtype and device (instead of one load per run and seed); a change to any of "
+        "their params re-runs them all"))
 
     _protocol = field_validator("protocol")(classmethod(lambda cls, value: check_protocol(value)))
 
@@ -268,7 +272,9 @@ class PerturbRun(_RunBase):
                 "dtype": self.dtype, "device": self.device, "folds": self.eval_folds, "fold": self.eval_fold}
 
     def resolved(self) -> dict[str, Any]:
-        data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "scores", *LOAD_FIELDS})
+        # share_load decides how stages are cut, not what a stage computes: it is no param.
+        data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "scores", "share_load",
+                                        *LOAD_FIELDS})
         data.update(self.evaluation())
         data["levels"] = self.levels or [self.scale]
         return data

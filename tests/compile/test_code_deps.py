@@ -69,6 +69,13 @@ def test_from_package_import_name_resolves_submodules_only_when_they_exist(packa
         "stages/other.py", "esa/__init__.py", "esa/c/__init__.py", "esa/c/e.py")
 
 
+def test_a_program_reusing_another_depends_on_it_and_its_imports(package):
+    (package / "stages/group.py").write_text("from stages.prog import thing\n")
+    assert code_deps("stages/group.py", root=package) == (
+        "stages/group.py", "esa/__init__.py", "esa/a.py", "esa/b.py", "esa/c/__init__.py", "esa/c/d.py",
+        "esa/c/e.py", "esa/c/f.py", "esa/h.py", "stages/prog.py")
+
+
 def test_grade_stage_loads_only_what_its_deps_name(tmp_path):
     """The grade stage run on the Phase-3 page fixture: every module it loads is among its derived deps."""
     import shutil
