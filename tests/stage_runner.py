@@ -39,3 +39,18 @@ def run_stage(cwd: Path, program: str, *args: str, timeout: int = 600) -> subpro
         missing = loaded_files(log) - set(code_deps(program, root=REPO))
         assert not missing, f"{program} loaded modules its derived code deps miss: {sorted(missing)}"
     return proc
+
+
+def tiny_project(root: Path, tiny_corpus: Path, ref_tiny: Path, specs: dict[str, str]) -> Path:
+    """A project in ``root`` as a checkout holds it: the code (linked), the built tiny corpus and ref-tiny where
+    their stages would write them, and the given spec files."""
+    for name in ("esa", "stages"):  # the code files stages depend on
+        (root / name).symlink_to(REPO / name)
+    (root / "data").mkdir()
+    (root / "data/stdlib-tiny").symlink_to(tiny_corpus)
+    (root / "models").mkdir()
+    (root / "models/ref-tiny").symlink_to(ref_tiny)
+    for path, text in specs.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    return root

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from stage_runner import run_stage
+from stage_runner import run_stage, tiny_project
 
 REPO = Path(__file__).resolve().parents[2]
 GROUP = "perturb.phase3/shared-ref-tiny-float32-cpu"
@@ -66,15 +66,7 @@ class Project:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, tiny_corpus, ref_tiny) -> Project:
     root = tmp_path_factory.mktemp("shared")
-    for name in ("esa", "stages"):
-        (root / name).symlink_to(REPO / name)
-    (root / "data").mkdir()
-    (root / "data/stdlib-tiny").symlink_to(tiny_corpus)
-    (root / "models").mkdir()
-    (root / "models/ref-tiny").symlink_to(ref_tiny)
-    for path, text in SPECS.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
+    tiny_project(root, tiny_corpus, ref_tiny, SPECS)
     project = Project(root)
     project.run(GROUP)
     for run in RUNS:

@@ -3,16 +3,14 @@ snapshot) compiles, `dvc repro` builds the corpus, evaluates and grades; the man
 snapshot's commit, and one changed byte of the checkpoint or of the text makes `dvc status` report the stage changed."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import sysconfig
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
+from project_commands import run
 from system_tools import needs_git
 
 pytestmark = [pytest.mark.integration, needs_git]
@@ -32,14 +30,6 @@ SPEC = textwrap.dedent(f"""\
     """)
 STAGE = "eval.phase1/ev/seed1"
 
-
-def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
 
 
 def status(root: Path) -> dict:

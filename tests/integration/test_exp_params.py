@@ -1,14 +1,13 @@
 """`dvc exp run -S` rewrites params.yaml; `esa compile --check` must still see the spec's values, and the README's
 way back to the committed state must restore params and outputs. Runs only the (cheap) corpus stage."""
 
-import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from project_commands import run
 from system_tools import needs_git
 
 pytestmark = [pytest.mark.integration, needs_git]
@@ -28,14 +27,6 @@ KEY = "corpora.stdlib-tiny.max_train_bytes"
 # stages never run (here all but the corpus) are no error.
 RESTORE = (["git", "checkout", "--", "params.yaml", "dvc.yaml", "dvc.lock"], ["dvc", "checkout", "--allow-missing"])
 
-
-def run(cmd: list[str], cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    if ok:
-        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-    return proc
 
 
 def check(root: Path) -> subprocess.CompletedProcess:

@@ -1,14 +1,12 @@
 """End to end: esa compile + dvc repro + dvc exp run in a temporary git+DVC project with the tiny model."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from project_commands import run
 from system_tools import needs_git
 
 from esa.compile.git_ignored import GITIGNORE_LINES
@@ -32,14 +30,6 @@ SPEC = textwrap.dedent("""\
       - {id: sane, hypothesis: H2, kind: ppl_sanity, threshold: 0.9}
     """)
 
-
-def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
 
 
 @pytest.fixture(scope="module")

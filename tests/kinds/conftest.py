@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from stage_runner import run_stage
+from stage_runner import run_stage, tiny_project
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -93,15 +93,7 @@ class KindsProject:
 @pytest.fixture(scope="session")
 def kinds_project(tmp_path_factory, tiny_corpus, ref_tiny) -> KindsProject:
     root = tmp_path_factory.mktemp("kinds")
-    for name in ("esa", "stages"):  # the code files stages depend on, as in a checkout
-        (root / name).symlink_to(REPO / name)
-    (root / "data").mkdir()
-    (root / "data/stdlib-tiny").symlink_to(tiny_corpus)
-    (root / "models").mkdir()
-    (root / "models/ref-tiny").symlink_to(ref_tiny)
-    for path, text in SPECS.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
+    tiny_project(root, tiny_corpus, ref_tiny, SPECS)
     return KindsProject(root)
 
 
