@@ -118,7 +118,7 @@ def moe_balance(frames: list[pd.DataFrame], draws, confidence: float) -> dict | 
     for layer in sorted(set(experts[0]["layer"].dropna().astype(int))):
         tables = [_expert_shares(e[e["layer"] == layer]).to_frame("share") for e in experts]
         layer_share = _stat_over_seeds(tables, "share", draws, confidence)
-        per_layer.append({"layer": layer, "experts": [{"expert": int(x), "share": layer_share[x]} for x in ids],
+        per_layer.append({"layer": int(layer), "experts": [{"expert": int(x), "share": layer_share[x]} for x in ids],
                           "max_min_ratio": rs.mean_stat([_max_min_ratio(t["share"]) for t in tables], draws,
                                                         confidence)})
     router = [group_table(f).loc["router"] for f in frames]
