@@ -8,7 +8,8 @@ bottomk.parquet (per-matrix bottom-k candidates among non-zero weights, for Phas
 tensor_stats.parquet (with log-spaced histograms, the null tail statistic, and per mode the k-th value and the tie
 block at the boundary), layer_component.parquet, superweight.json (when asked), sampling.json (which calibration
 windows and documents this seed drew: its document-disjoint part of the pool), scores/<metric>.safetensors (full
-score tensors, small models only), summary.json (DVC metrics; ``unnamed_components``: the scored matrices no
+score tensors, small models only), summary.json (``model_size``: parameter counts, the N of a scaling fit;
+``tokenizer_sha256``; ``unnamed_components``: the scored matrices no
 component rule names, with their share of the scored weights, null when there are none) and manifest.json.
 
 Before scoring it prints a memory estimate (esa.engine.scoring.memory) and records it in summary.json and the
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     from esa.engine.data.batches import calibration_draw
     from esa.accumulators import resolve_accum_dtype
     from esa.engine.models.shape import model_shape
+    from esa.engine.models.size import model_size
+    from esa.engine.models.tokenizer_identity import tokenizer_fingerprint
     from esa.engine.scoring.memory import estimate_memory, save_scores_of
     from esa.engine.scoring.memory_check import available_memory, refusal
     from esa.engine.scoring.passes import score_model
@@ -185,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             # Hutchinson probes see a subset of the windows: say how many, not the sweep's count.
             "n_hutchinson_windows": (meta.get("hutchinson") or {}).get("windows"),
             "n_scored_weights": meta["n_weights"], "n_scored_tensors": len(targets), "n_params": total,
+            "model_size": model_size(model),  # N of a scaling fit (esa.engine.models.size)
+            "tokenizer_sha256": tokenizer_fingerprint(tokenizer),  # a ladder's models must share it
             "unnamed_components": unnamed,
             "estimators": meta["estimators"], "passes": meta["passes"], "scores_saved": save,
             "microbatch": microbatch, "accum_dtype": meta["accum_dtype"], "memory_estimate": estimate.to_dict(),

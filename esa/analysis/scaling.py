@@ -40,11 +40,12 @@ def analyze_scaling(observations: Iterable[ModelObservations | dict], draws: int
     power = laws["fits"]["power_law"]
     predictions, errors = (a[:, 0] for a in loo_relative_errors(n_params, means[:, None]))
     extrapolated, extrapolation_error = (float(a[0]) for a in extrapolation(n_params, means[:, None]))
-    seeds = [len(m.values) for m in models]
+    seeds = [m.n_seeds for m in models]
     summary = {
         "n_models": len(models), "seeds_per_model": {m.model: n for m, n in zip(models, seeds)},
         "min_seeds": min(seeds),
-        "models": [{"model": m.model, "n_params": m.n_params, "n_seeds": len(m.values), "mean": float(mean),
+        "models": [{"model": m.model, "n_params": m.n_params, "n_seeds": m.n_seeds, "values": list(m.values),
+                    "mean": float(mean),
                     "loo_prediction": float(p), "loo_relative_error": float(e)}
                    for m, mean, p, e in zip(models, means, predictions, errors)],
         "power_law": {"alpha": power["alpha"], "alpha_ci": power["alpha_ols_ci"], "alpha_ci_method": "OLS",

@@ -16,17 +16,33 @@ MIN_MODELS = 4  # a two-parameter law on fewer points leaves too little to test 
 class ModelObservations:
     model: str
     n_params: float  # N: non-embedding parameters
-    values: tuple[float, ...]  # y, one per seed
+    values: tuple[float, ...]  # y, one per seed; for a pairwise quantity, one per pair of seeds (upper triangle)
+    # A quantity measured on pairs of seeds (the Jaccard of two seeds' top-k sets): the seeds × seeds matrix, NaN on
+    # the diagonal. The bootstrap then resamples seeds, not pairs: pairs sharing a seed are not independent.
+    pairwise: tuple[tuple[float, ...], ...] | None = None
 
     @property
     def mean(self) -> float:
         return float(np.mean(self.values))
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.pairwise) if self.pairwise is not None else len(self.values)
+
+
+def pairwise_observations(model: str, n_params: float, matrix) -> ModelObservations:
+    """Observations of a pairwise quantity from its seeds × seeds matrix (diagonal ignored)."""
+    matrix = np.asarray(matrix, dtype=float)
+    upper = matrix[np.triu_indices(len(matrix), k=1)]
+    return ModelObservations(model, float(n_params), tuple(float(v) for v in upper),
+                             tuple(tuple(float(v) for v in row) for row in matrix))
 
 
 def ladder(observations: Iterable[ModelObservations | dict]) -> list[ModelObservations]:
     """The observations sorted by N, as ``ModelObservations``; ValueError with a one-line message when they cannot
     be fitted in log–log space (fewer than 4 models, repeated names or sizes, no seeds, non-positive N or y)."""
     models = [o if isinstance(o, ModelObservations) else
+              pairwise_observations(str(o["model"]), float(o["n_params"]), o["pairwise"]) if o.get("pairwise") else
               ModelObservations(str(o["model"]), float(o["n_params"]), tuple(float(v) for v in o["values"]))
               for o in observations]
     if len(models) < MIN_MODELS:
@@ -55,11 +71,32 @@ def _repeated(items: list) -> list:
 
 
 def bootstrap_means(models: list[ModelObservations], draws: int, rng_seed: int) -> np.ndarray:
-    """(models × draws) means of y, each model's seeds resampled with replacement independently of the others."""
+    """(models × draws) means of y, each model's seeds resampled with replacement independently of the others.
+
+    A pairwise quantity resamples its seeds and averages the pairs of distinct seeds drawn; a draw that holds a
+    single distinct seed has no pair and is drawn again (the bootstrap conditioned on at least two seeds, as the
+    Phase-2 stability CI is).
+    """
     rng = np.random.default_rng(rng_seed)
     rows = []
     for m in models:
+        if m.pairwise is not None:
+            rows.append(_pairwise_means(np.asarray(m.pairwise, dtype=float), draws, rng))
+            continue
         values = np.asarray(m.values, dtype=float)
         picks = rng.integers(0, len(values), size=(draws, len(values)))
         rows.append(values[picks].mean(axis=1))
     return np.vstack(rows)
+
+
+def _pairwise_means(matrix: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
+    from esa.analysis.stability import boot_means, seed_draws
+
+    seeds = len(matrix)
+    picks = seed_draws(seeds, draws, rng)
+    means = boot_means(matrix, picks)
+    while np.isnan(means).any():
+        again = np.isnan(means)
+        picks = seed_draws(seeds, int(again.sum()), rng)
+        means[again] = boot_means(matrix, picks)
+    return means

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from esa.compile.mismatches import check_criteria
+from esa.compile.architecture_checks import check_architecture
 from esa.compile.model_checks import check_models
+from esa.compile.scaling_checks import check_scaling
 from esa.compile.own_corpora import check_own_corpora
 from esa.compile.emit import dvc_yaml_text, params_yaml_text, read_sources
 from esa.compile.spec_stages import add_spec
@@ -97,7 +99,7 @@ def load_specs(sources: list[str], root: Path) -> dict[str, Spec]:
     for spec in specs.values():
         found, spec._warnings = check_criteria(spec)
         model_errors, model_warnings = check_models(spec, root)
-        cross.extend([*found, *model_errors])
+        cross.extend([*found, *model_errors, *check_scaling(spec, root), *check_architecture(spec)])
         spec._warnings.extend(model_warnings)
     if cross:
         raise SpecErrors(cross)

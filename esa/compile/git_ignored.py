@@ -6,7 +6,8 @@ import subprocess
 from pathlib import Path
 
 GITIGNORE_LINES = ("/results/*", "!/results/*/", "/results/*/*", "!/results/*/grades.json",
-                   "!/results/*/summary.json", "!/results/*/conditions.parquet")
+                   "!/results/*/summary.json", "!/results/*/conditions.parquet", "!/results/*/scaling.parquet",
+                   "!/results/*/architecture_layers.parquet")
 
 
 def ignored_paths(root: Path, paths: list[str]) -> list[str]:

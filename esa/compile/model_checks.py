@@ -23,6 +23,8 @@ def check_models(spec: Spec, root: Path) -> tuple[list[SpecError], list[SpecErro
         found.setdefault((error.line, error.col, error.message), error)  # a default is reported once
 
     for run in spec.runs:
+        if not hasattr(run, "model"):  # runs that read other runs' results load no model
+            continue
         if is_local_path(run.model):
             folder = Path(root) / local_location(run.model)
             if not folder.is_dir():

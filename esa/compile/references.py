@@ -9,6 +9,17 @@ def referenced_specs(spec: Spec) -> list[str]:
     return sorted({run.scores.spec for run in spec.runs if run.kind == "perturb"})
 
 
+def score_run_of(source: Spec, run):
+    """The score run a perturb run reads: the one ``scores.run`` names, or, when it names a sweep of score runs (one
+    per model), the member scoring this run's model on its data. None when there is none (or several)."""
+    members = source.sweep_members(run.scores.run)
+    if members:
+        found = [r for r in source.runs if r.id in members and r.kind == "score"
+                 and (r.model, r.data) == (run.model, run.data)]
+        return found[0] if len(found) == 1 else None
+    return next((r for r in source.runs if r.id == run.scores.run), None)
+
+
 def check_references(spec: Spec, specs: dict[str, Spec]) -> list[SpecError]:
     """Each reference names a loaded spec, a score run in it, and a selection that run makes."""
     errors = []
@@ -20,9 +31,11 @@ def check_references(spec: Spec, specs: dict[str, Spec]) -> list[SpecError]:
         if source is None:
             errors.append(spec.error_at_run(run.id, "scores", f"no spec at {ref.spec}"))
             continue
-        target = next((r for r in source.runs if r.id == ref.run), None)
+        target = score_run_of(source, run)
         problem = None
-        if target is None or target.kind != "score":
+        if source.sweep_members(ref.run) and target is None:
+            problem = f"sweep '{ref.run}' of {ref.spec} has no score run of {run.model} on {run.data}"
+        elif target is None or target.kind != "score":
             problem = f"{ref.spec} has no score run '{ref.run}'"
         elif ref.metric not in target.metrics:
             problem = f"score run '{ref.run}' does not compute {ref.metric}"

@@ -11,7 +11,7 @@ from esa.spec import Spec
 GRADE_PROGRAM = "stages/grade.py"
 # Grade outputs kept in git (`cache: false`) beside grades.json: small tables of results (eval summaries, the
 # perturbation conditions) that a clean clone shows and the README cites. analysis.json stays in the DVC cache.
-IN_GIT = ("summary.json", "conditions.parquet")
+IN_GIT = ("summary.json", "conditions.parquet", "scaling.parquet", "architecture_layers.parquet")
 
 
 def add_spec(plan: Plan, spec: Spec, specs: dict[str, Spec], locked: bool = False) -> None:
@@ -34,7 +34,8 @@ def add_spec(plan: Plan, spec: Spec, specs: dict[str, Spec], locked: bool = Fals
         StageNode(
             name=f"grade.{spec.name}",
             cmd=f"python {GRADE_PROGRAM} {spec.source}",
-            deps=(spec.source, *code_deps(GRADE_PROGRAM, root=plan.root), *evidence),
+            # Runs reading other runs' results (scaling, architecture) name files their sources name too: once each.
+            deps=tuple(dict.fromkeys((spec.source, *code_deps(GRADE_PROGRAM, root=plan.root), *evidence))),
             outs=outs,
             metrics=(grades,),
             # Small and git-tracked: what a clean clone shows and what the README's result tables cite.

@@ -4,12 +4,12 @@ top-k shift (``topk_shift``), graded from the summary esa.analysis.architecture.
 
 Every verdict uses its bootstrap CI over seeds (``compare_ci``): pass only when the whole CI clears the
 threshold. A missing run, model or pair, or a single seed (no CI), is inconclusive. ``GRADERS`` maps each kind to
-its evaluator; the architecture run kind registers them.
+its evaluator (registered on import).
 """
 
 from __future__ import annotations
 
-from esa.grading.criteria import Grade, GradeContext, compare_ci
+from esa.grading.criteria import Grade, GradeContext, compare_ci, evaluator
 from esa.spec.architecture_criteria import ComponentShare, ExpertBalance, ShareDifference, TopkShift
 
 
@@ -136,3 +136,5 @@ grade_topk_shift = _from_context(grade_topk_shift_summary)
 
 GRADERS = {"share_difference": grade_share_difference, "component_share": grade_component_share,
            "expert_balance": grade_expert_balance, "topk_shift": grade_topk_shift}
+for _kind, _grade in GRADERS.items():
+    evaluator(_kind)(_grade)

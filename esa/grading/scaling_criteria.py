@@ -3,15 +3,16 @@
 esa.analysis.scaling.analyze_scaling returns (a plain dict, as analysis.json stores it).
 
 Each verdict uses its uncertainty (``compare_ci``): the bootstrap over seeds, or for α alone its OLS CI when some
-model has a single seed. ``GRADERS`` maps each kind to its evaluator; the scaling run kind registers them.
+model has a single seed. ``GRADERS`` maps each kind to its evaluator (registered on import).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from types import SimpleNamespace
 
-from esa.grading.criteria import Grade, GradeContext, compare_ci
+from esa.grading.criteria import Grade, GradeContext, compare_ci, evaluator
 from esa.spec.scaling_criteria import Exponent, PowerLawFit, PredictionError
 
 
@@ -85,15 +86,21 @@ def grade_exponent_summary(criterion: Exponent, summary: dict, evidence: list[st
 
 
 def _summary(criterion, ctx: GradeContext) -> tuple[dict | None, list[str], str | None]:
-    """The scaling run's summary in the phase's analysis, its evidence, or why there is none."""
-    summary = ctx.analysis.get("runs", {}).get(criterion.run)
-    if summary is None:
+    """The fit of the criterion's quantity in the scaling run's analysis, its evidence, or why there is none."""
+    run = ctx.analysis.get("runs", {}).get(criterion.run)
+    if run is None:
         return None, [], f"no scaling analysis of run {criterion.run}"
-    evidence = list(summary.get("evidence", []))
-    if summary.get("missing"):
-        return None, evidence, f"missing evidence: {', '.join(summary['missing'][:3])}"
+    evidence = list(run.get("evidence", []))
+    if run.get("missing"):
+        more = f" (and {len(run['missing']) - 3} more)" if len(run["missing"]) > 3 else ""
+        return None, evidence, f"missing evidence: {', '.join(run['missing'][:3])}{more}"
+    if run.get("error"):
+        return None, evidence, run["error"]
+    summary = run.get("quantities", {}).get(criterion.quantity)
+    if summary is None:
+        return None, evidence, f"run {criterion.run} has no fit of {criterion.quantity}"
     if summary.get("error"):
-        return None, evidence, summary["error"]
+        return None, evidence, f"{criterion.quantity}: {summary['error']}"
     return summary, evidence, None
 
 
@@ -102,7 +109,8 @@ def _from_context(grade_summary):
         summary, evidence, problem = _summary(criterion, ctx)
         if problem:
             return Grade(None, "inconclusive", problem, evidence)
-        return grade_summary(criterion, summary, evidence)
+        grade = grade_summary(criterion, summary, evidence)
+        return replace(grade, reason=f"{criterion.quantity}: {grade.reason}")
     grade.__name__ = grade_summary.__name__.removesuffix("_summary")
     return grade
 
@@ -113,3 +121,5 @@ grade_exponent = _from_context(grade_exponent_summary)
 
 GRADERS = {"power_law_fit": grade_power_law_fit, "prediction_error": grade_prediction_error,
            "exponent": grade_exponent}
+for _kind, _grade in GRADERS.items():
+    evaluator(_kind)(_grade)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from esa.compile.code_deps import code_deps
 from esa.compile.plan import Plan, PlanError, StageNode
+from esa.compile.references import score_run_of
 from esa.compile.shared import add_corpus, add_model, results_dir
 from esa.grading import comparison_criteria, known_answer_criteria, perturb_criteria
 from esa.grading.perturb_analysis import analyze_perturb_runs
@@ -69,7 +70,7 @@ def seed_work(plan: Plan, spec: Spec, run: PerturbRun, specs: dict[str, Spec]) -
     unless the spec names one scoring seed for all.
     """
     source = specs[run.scores.spec]
-    score_run = source.run(run.scores.run)
+    score_run = score_run_of(source, run)
     score_seeds = score_seeds_of(run, score_run)
     baseline = add_baseline(plan, spec, run)
     model_location, model_deps = add_model(plan, run.model)

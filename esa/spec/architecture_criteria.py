@@ -2,8 +2,7 @@
 group, how two models differ in it, how evenly an MoE's experts share it, and how much of the top-k survives
 instruction tuning.
 
-They grade runs of kind ``architecture``; they join the spec's ``Criterion`` union when that run kind is wired
-(until then esa.grading.architecture_criteria grades them from an architecture summary).
+They grade runs of kind ``architecture`` (esa.spec.architecture_runs).
 """
 
 from __future__ import annotations

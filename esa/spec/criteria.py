@@ -1,14 +1,15 @@
 """Criterion kinds a spec may declare: a tagged union on ``kind``.
 
 Each kind is a small typed model; the grader (esa.grading.grade) holds one evaluator per kind.
-Add a kind by adding a model here, listing it in ``Criterion`` and registering its evaluator.
+Add a kind by adding a model here (or in its run kind's own module), listing it in esa.spec.all_criteria's
+``Criterion`` union and registering its evaluator.
 """
 
 from __future__ import annotations
 
 import math
 
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -337,10 +338,3 @@ CRITERION_MODELS = (SeedCV, Finite, PplSanity, MetricBound, JaccardStability, Me
 # kind → model (each model's `kind` literal), e.g. CRITERIA["ratio"] is Ratio.
 CRITERIA: dict[str, type[_CriterionBase]] = {model.model_fields["kind"].annotation.__args__[0]: model
                                              for model in CRITERION_MODELS}
-
-Criterion = Annotated[
-    Union[SeedCV, Finite, PplSanity, MetricBound, JaccardStability, MetricOverlap, StabilityDifference, TailRatio,
-          Hotspot, AblationSpearman, Ratio, Hierarchy, Significance, Monotonic, MinEffect, PplFactor, NegligibleEffect,
-          Repeatability, Determinism, EffectDifference],
-    Field(discriminator="kind"),
-]

@@ -11,7 +11,7 @@ from esa.registry import CORPORA, reference_of
 from esa.spec.comparison_checks import check_effect_difference
 from esa.spec.errors import SpecError, SpecErrors
 from esa.spec.models import Spec
-from esa.spec.runs import fields_by_kind
+from esa.spec.all_runs import fields_by_kind
 from esa.spec.sweeps import expand_runs
 from esa.spec.yamlpos import YamlPositionError, load_with_positions, locate
 
@@ -171,6 +171,8 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
         if run.id in seen_runs:
             problems.append((origin[(i, "id")], f"duplicate run id '{run.id}' (from a run or a sweep)"))
         seen_runs.add(run.id)
+        if not hasattr(run, "model"):  # a run that reads other runs' results (scaling): checked at compile time
+            continue
         reference = reference_of(run.model)
         resolved = run.resolved() if hasattr(run, "resolved") else {"context": run.context}
         if run.kind == "score" and any(k > run.topk for k in run.k_grid):
@@ -205,7 +207,7 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
         named = [(("criteria", i, f), getattr(criterion, f)) for f in RUN_FIELDS
                  if isinstance(getattr(criterion, f, None), str)]
         named += [(("criteria", i, side, "run"), getattr(criterion, side).run) for side in ("a", "b")
-                  if hasattr(criterion, side)]
+                  if hasattr(getattr(criterion, side, None), "run")]
         kind = criterion.run_kind
         wrong = [(path, run_id) for path, run_id in named
                  if run_id in run_index and spec.runs[run_index[run_id]].kind != kind]
@@ -232,7 +234,7 @@ def _check_corpora(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
                 for name in spec.corpora if name in CORPORA]
     known = f"registry: {_known(CORPORA)}; this spec's corpora: {_known(spec.corpora)}"
     unknown = {origin.get((i, "data"), origin[(i, None)]): run.data for i, run in enumerate(spec.runs)
-               if run.data not in CORPORA and run.data not in spec.corpora}  # a default's error comes once
+               if hasattr(run, "data") and run.data not in CORPORA and run.data not in spec.corpora}  # a default's error comes once
     return problems + [(where, f"unknown corpus '{name}' ({known})") for where, name in unknown.items()]
 
 

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from esa.spec.corpora import SpecCorpus
-from esa.spec.criteria import Criterion, Ident
-from esa.spec.runs import Run
+from esa.spec.all_criteria import Criterion
+from esa.spec.criteria import Ident
+from esa.spec.all_runs import Run
 
 PHASE_NAME = re.compile(r"phase[0-9]+")
 # Folders under results/ that belong to no spec.

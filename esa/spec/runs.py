@@ -1,8 +1,9 @@
-"""Run kinds a spec may declare: a tagged union on ``kind``. Phase 1 has ``eval``."""
+"""Runs that measure a model: evaluation, scoring, single-weight ablation and perturbation (their union with the
+runs that read results is esa.spec.all_runs)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -278,14 +279,3 @@ class PerturbRun(_RunBase):
         data.update(self.evaluation())
         data["levels"] = self.levels or [self.scale]
         return data
-
-
-Run = Annotated[Union[EvalRun, ScoreRun, AblationRun, PerturbRun], Field(discriminator="kind")]
-RUN_KINDS = ("eval", "score", "ablation_check", "perturb")
-
-
-def fields_by_kind() -> dict[str, set[str]]:
-    """Each run kind's field names, so that `defaults` can hold a field of one kind (e.g. a score run's
-    microbatch) in a spec that also has runs of other kinds."""
-    classes = (EvalRun, ScoreRun, AblationRun, PerturbRun)
-    return {cls.model_fields["kind"].annotation.__args__[0]: set(cls.model_fields) for cls in classes}

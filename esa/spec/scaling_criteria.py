@@ -1,8 +1,7 @@
 """Criterion kinds on a scaling law across a ladder of models (esa.analysis.scaling): how well a power law in N
 fits, how well it predicts a model it did not see, and where its exponent α lies.
 
-They grade runs of kind ``scaling``; they join the spec's ``Criterion`` union when that run kind is wired (until
-then a spec cannot declare them, and esa.grading.scaling_criteria grades them from a scaling summary).
+They grade runs of kind ``scaling`` (esa.spec.scaling_runs): each names the run and the quantity whose fit it grades.
 """
 
 from __future__ import annotations
@@ -13,11 +12,15 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from esa.spec.criteria import Comparator, Ident, _CriterionBase
+from esa.spec.scaling_runs import SCALING_QUANTITIES
+
+Quantity = Literal[tuple(SCALING_QUANTITIES)]
 
 
 class _ScalingCriterion(_CriterionBase):
     run_kind: ClassVar[str] = "scaling"
     run: Ident = Field(description="id of a scaling run")
+    quantity: Quantity = Field(description="the per-model quantity whose fit against N is graded")
 
 
 class PowerLawFit(_ScalingCriterion):

@@ -10,8 +10,8 @@ import pytest
 from scaling_ladders import ladder
 
 from esa.analysis.scaling import analyze_scaling
-from esa.grading.criteria import GradeContext
-from esa.grading.scaling_criteria import GRADERS
+from esa.grading import scaling_criteria  # noqa: F401  (registers the scaling evaluators)
+from esa.grading.criteria import EVALUATORS, GradeContext
 from esa.spec.scaling_criteria import Exponent, PowerLawFit, PredictionError
 
 DRAWS = 300
@@ -29,9 +29,11 @@ OUTLIER = ladder(alpha=-0.3, noise=0.03, seeds=4, factors=[1, 1, 1, 3, 1, 1, 1, 
 
 
 def grade(kind: str, summary: dict, **fields):
+    """Grade through the registered evaluator, with ``summary`` as the ladder run's fit of critical_fraction."""
     criterion = {"power_law_fit": PowerLawFit, "prediction_error": PredictionError, "exponent": Exponent}[kind](
-        id="c", hypothesis="H1", kind=kind, run="ladder", **fields)
-    return GRADERS[kind](criterion, GradeContext(None, Path("."), {"runs": {"ladder": summary}}))
+        id="c", hypothesis="H1", kind=kind, run="ladder", quantity="critical_fraction", **fields)
+    run = {"quantities": {"critical_fraction": summary}, "evidence": ["results/x/summary.json"]}
+    return EVALUATORS[kind](criterion, GradeContext(None, Path("."), {"runs": {"ladder": run}}))
 
 
 def test_power_law_fit_passes_on_a_clean_law():
@@ -91,15 +93,29 @@ def test_exponent_with_a_single_seed_uses_the_ols_ci():
 
 
 def test_a_missing_analysis_is_inconclusive():
-    criterion = PowerLawFit(id="c", hypothesis="H1", kind="power_law_fit", run="ladder")
-    g = GRADERS["power_law_fit"](criterion, GradeContext(None, Path("."), {}))
+    criterion = PowerLawFit(id="c", hypothesis="H1", kind="power_law_fit", run="ladder", quantity="hill_alpha")
+
+    def graded(analysis):
+        return EVALUATORS["power_law_fit"](criterion, GradeContext(None, Path("."), analysis))
+
+    g = graded({})
     assert g.status == "inconclusive" and "no scaling analysis of run ladder" in g.reason
-    g = GRADERS["power_law_fit"](criterion, GradeContext(None, Path("."), {"runs": {"ladder": {"error": "too few"}}}))
-    assert g.status == "inconclusive" and g.reason == "too few"
+    g = graded({"runs": {"ladder": {"error": "different tokenizers"}}})
+    assert g.status == "inconclusive" and g.reason == "different tokenizers"
+    g = graded({"runs": {"ladder": {"missing": [f"f{i}" for i in range(5)]}}})
+    assert g.status == "inconclusive" and g.reason == "missing evidence: f0, f1, f2 (and 2 more)"
+    g = graded({"runs": {"ladder": {"quantities": {"hill_alpha": {"error": "a scaling fit needs at least 4 models"}}}}})
+    assert g.status == "inconclusive" and g.reason == "hill_alpha: a scaling fit needs at least 4 models"
+    g = graded({"runs": {"ladder": {"quantities": {}}}})
+    assert g.status == "inconclusive" and "has no fit of hill_alpha" in g.reason
+
+
+def test_the_reason_names_the_quantity():
+    assert grade("power_law_fit", summary_of(CLEAN), threshold=0.8).reason.startswith("critical_fraction: ")
 
 
 def test_exponent_takes_one_form():
     with pytest.raises(ValueError, match="either `range: \\[low, high\\]` or `excludes_zero: true`"):
-        Exponent(id="c", hypothesis="H1", kind="exponent", run="ladder")
+        Exponent(id="c", hypothesis="H1", kind="exponent", run="ladder", quantity="hill_alpha")
     with pytest.raises(ValueError, match="low < high"):
-        Exponent(id="c", hypothesis="H1", kind="exponent", run="ladder", range=(1, 0))
+        Exponent(id="c", hypothesis="H1", kind="exponent", run="ladder", quantity="hill_alpha", range=(1, 0))

@@ -6,7 +6,7 @@ import typing
 
 from esa.kinds import KINDS  # registers every evaluator
 from esa.grading.criteria import EVALUATORS
-from esa.spec.criteria import Criterion
+from esa.spec.all_criteria import Criterion
 
 OUTCOMES = ["fail", "inconclusive", "pass"]
 

@@ -9,7 +9,7 @@ from grader_outcomes import CRITERIA_BY_RUN_KIND, check_outcomes, criterion_kind
 
 from esa.kinds import KINDS
 from esa.grading.criteria import EVALUATORS
-from esa.spec.runs import RUN_KINDS
+from esa.spec.all_runs import RUN_KINDS
 
 TEST_FILES = {"eval": "test_eval_kind.py", "score": "test_score_kind.py", "ablation_check": "test_ablation_kind.py",
               "perturb": "test_perturb_kind.py"}

@@ -1,0 +1,19 @@
+"""Every criterion kind a spec may declare, as one tagged union on ``kind``: those of esa.spec.criteria and those
+of the runs that read other runs' results (esa.spec.scaling_criteria, esa.spec.architecture_criteria). Importing this module also lists them in
+``esa.spec.criteria.CRITERIA``, the kind → model table the loader and the run kinds consult."""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from esa.spec.criteria import CRITERIA, CRITERION_MODELS
+from esa.spec.architecture_criteria import ARCHITECTURE_CRITERION_MODELS
+from esa.spec.scaling_criteria import SCALING_CRITERION_MODELS
+
+READING_RUNS = (*SCALING_CRITERION_MODELS, *ARCHITECTURE_CRITERION_MODELS)
+ALL_CRITERION_MODELS = (*CRITERION_MODELS, *READING_RUNS)
+CRITERIA.update({model.model_fields["kind"].annotation.__args__[0]: model for model in READING_RUNS})
+
+Criterion = Annotated[Union[ALL_CRITERION_MODELS], Field(discriminator="kind")]
