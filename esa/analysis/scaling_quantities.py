@@ -62,7 +62,8 @@ def spike_ratio(superweight: dict) -> float:
 
 
 def delta_ppl_ratio(conditions: pd.DataFrame, control: str, level: float | None = None) -> float:
-    """ΔPPL(super) / ΔPPL(control) of one perturbation seed at ``level`` (default: its first). NaN when either
+    """ΔPPL(super) / ΔPPL(control) of one perturbation seed at ``level`` (default: its first), from the conditions of
+    the seed's summary.json (target, level, delta_ppl, status). NaN when either
     condition is missing or diverged; the ratio is left signed (a negative control ΔPPL makes it negative)."""
     rows = conditions if level is None else conditions[np.isclose(conditions["level"], level)]
     if level is None and len(rows):

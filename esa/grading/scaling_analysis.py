@@ -57,12 +57,13 @@ def _read_model(spec: Spec, root: Path, run, model: str, score_run, perturb_run)
                     for i in range(len(seeds)) for j in range(i + 1, len(seeds)))
     if perturb_run is not None:
         for seed in perturb_run.seeds:
-            path = root / _seed_dir(spec, perturb_run.id, seed) / "conditions.parquet"
+            path = root / _seed_dir(spec, perturb_run.id, seed) / "summary.json"
             if not path.exists():
                 missing.append(str(path.relative_to(root)))
                 continue
+            conditions = pd.DataFrame(json.loads(path.read_text())["conditions"])
             rows.append({"model": model, "seed": seed, "source": perturb_run.id, "quantity": "delta_ppl_ratio",
-                         "value": q.delta_ppl_ratio(pd.read_parquet(path), run.control)})
+                         "value": q.delta_ppl_ratio(conditions, run.control)})
     return rows, {"sizes": sizes, "tokenizers": tokenizers}, missing
 
 

@@ -22,7 +22,7 @@ def build_scaling(plan: Plan, spec: Spec, run: ScalingRun, specs: dict[str, Spec
             folder = f"{results_dir(spec, score_run.id)}/seed{seed}"
             evidence.extend(f"{folder}/{name}" for name in SCORE_FILES)
         if perturb_run is not None:
-            evidence.extend(f"{results_dir(spec, perturb_run.id)}/seed{seed}/conditions.parquet"
+            evidence.extend(f"{results_dir(spec, perturb_run.id)}/seed{seed}/summary.json"
                             for seed in perturb_run.seeds)
     return evidence
 

@@ -27,8 +27,8 @@ class ShareDifference(_ArchitectureCriterion):
     seed labels is stated in the reason, uncorrected (with n seeds per model it cannot go below 1/C(2n, n))."""
 
     kind: Literal["share_difference"]
-    a: Ident = Field(description="model whose share comes first")
-    b: Ident = Field(description="model whose share is subtracted")
+    a: str = Field(min_length=1, description="model whose share comes first (as the runs name it)")
+    b: str = Field(min_length=1, description="model whose share is subtracted")
     group: Group
     comparator: Comparator = ">"
     threshold: float = 0.0
@@ -39,7 +39,7 @@ class ComponentShare(_ArchitectureCriterion):
     share; 1 = as much mass as parameters), mean over seeds with a bootstrap CI over seeds."""
 
     kind: Literal["component_share"]
-    model: Ident
+    model: str = Field(min_length=1, description="a compared model, as the runs name it")
     group: Group
     measure: Literal["share", "enrichment"] = "enrichment"
     comparator: Comparator = ">"
@@ -51,7 +51,7 @@ class ExpertBalance(_ArchitectureCriterion):
     over all layers pooled, mean over seeds with a bootstrap CI over seeds. Inconclusive for a dense model."""
 
     kind: Literal["expert_balance"]
-    model: Ident
+    model: str = Field(min_length=1, description="a compared MoE model, as the runs name it")
     comparator: Comparator = "<"
     threshold: float = 2.0
 

@@ -26,7 +26,7 @@ def test_grade_stage_reads_each_ladder_models_results_and_perturb_runs_read_thei
     deps = stages["grade.phase4"]["deps"]
     for model in ("ref-5xs", "ref-s"):
         assert f"results/phase4/scores-{model}/seed123/scores" in deps
-        assert f"results/phase4/signflip-{model}/seed999/conditions.parquet" in deps
+        assert f"results/phase4/signflip-{model}/seed999/summary.json" in deps
         flip = stages[f"perturb.phase4/signflip-{model}/seed123"]
         assert f"--scores results/phase4/scores-{model}/seed123 " in flip["cmd"]
     assert "results/phase4/scores-ref-moe/seed1337/tensor_stats.parquet" in deps

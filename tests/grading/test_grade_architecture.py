@@ -10,8 +10,8 @@ import pytest
 from architecture_tables import dense_stats, moe_stats, seeds_of, shift_tables
 
 from esa.analysis.architecture import analyze_architecture
-from esa.grading.architecture_criteria import GRADERS
-from esa.grading.criteria import GradeContext
+from esa.grading import architecture_criteria  # noqa: F401  (registers the architecture evaluators)
+from esa.grading.criteria import EVALUATORS, GradeContext
 from esa.spec.architecture_criteria import ComponentShare, ExpertBalance, ShareDifference, TopkShift
 
 DRAWS = 300
@@ -55,7 +55,7 @@ SUMMARY = build_summary()
 
 def grade(kind: str, summary: dict | None = None, run: str = "arch", **fields):
     criterion = MODELS[kind](id="c", hypothesis="H1", kind=kind, run=run, **fields)
-    return GRADERS[kind](criterion, GradeContext(None, Path("."), {"runs": {"arch": summary or SUMMARY}}))
+    return EVALUATORS[kind](criterion, GradeContext(None, Path("."), {"runs": {"arch": summary or SUMMARY}}))
 
 
 def test_share_difference_passes_fails_and_is_inconclusive():

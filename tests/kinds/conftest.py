@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from stage_runner import run_stage, tiny_project
+from tiny_ladder import build_tiny_ladder
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -52,6 +53,36 @@ SPECS = {
         criteria:
           - {id: ratio, hypothesis: H1, kind: ratio, run: flip, level: -1.0}
         """),
+    # Phase 4 reads the results of score and perturb runs over a ladder of local checkpoints (tiny_ladder).
+    "specs/phase4.yaml": HEAD.replace("model: ref-tiny, ", "") + textwrap.dedent("""\
+        phase: 4
+        sweeps:
+          - id: sc
+            kind: score
+            matrix: {model: [./ladder/m1, ./ladder/m2, ./ladder/m3, ./ladder/m4, ./ladder/moe, ./ladder/m4-tuned]}
+            metrics: [grad_x_weight, superweight]
+            topk: 8
+            max_windows: 4
+            context: 64
+            seeds: [1, 2]
+          - id: flip
+            kind: perturb
+            matrix: {model: [./ladder/m1, ./ladder/m2, ./ladder/m3, ./ladder/m4]}
+            perturbation: sign_flip
+            protocol: smoke
+            seeds: [1, 2]
+            scores: {spec: specs/phase4.yaml, run: sc, k: 4}
+            controls: [random_k]
+        runs:
+          - {id: lad, kind: scaling, scores: sc, perturb: flip, models: [./ladder/m1, ./ladder/m2, ./ladder/m3,
+             ./ladder/m4], k: 4, critical_multiple: 3}
+          - {id: arch, kind: architecture, scores: sc, k: 4, shifts: {tune: [./ladder/m4, ./ladder/m4-tuned]}}
+        criteria:
+          - {id: fit, hypothesis: H1, kind: power_law_fit, run: lad, quantity: critical_fraction}
+          - {id: router, hypothesis: H1, kind: component_share, run: arch, model: ./ladder/moe, group: router}
+          - {id: tune, hypothesis: H1, kind: topk_shift, run: arch, shift: tune, measure: jaccard_over_chance,
+             comparator: ">", threshold: 1}
+        """),
 }
 
 
@@ -78,7 +109,8 @@ class KindsProject:
             assert argv[0] == "python"
             proc = run_stage(self.root, argv[1], *argv[2:], timeout=300)  # also checks its derived code deps
             assert proc.returncode == 0, f"{stage}: {proc.stderr[-3000:]}"
-            self._done[stage] = self.root / argv[argv.index("--out") + 1]
+            # A stage's --out, or the project root for the grade stage (it writes results/<spec>/).
+            self._done[stage] = self.root / argv[argv.index("--out") + 1] if "--out" in argv else self.root
         return self._done[stage]
 
     def producer(self, dep: str) -> str | None:
@@ -94,6 +126,7 @@ class KindsProject:
 def kinds_project(tmp_path_factory, tiny_corpus, ref_tiny) -> KindsProject:
     root = tmp_path_factory.mktemp("kinds")
     tiny_project(root, tiny_corpus, ref_tiny, SPECS)
+    build_tiny_ladder(root, ref_tiny)
     return KindsProject(root)
 
 
