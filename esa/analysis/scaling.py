@@ -17,7 +17,7 @@ import numpy as np
 
 from esa.analysis.scaling_data import ModelObservations, bootstrap_means, ladder
 from esa.analysis.scaling_fits import compare_laws
-from esa.analysis.scaling_prediction import extrapolation, line_fits, loo_relative_errors
+from esa.analysis.scaling_prediction import extrapolation, fitted_curves, line_fits, loo_relative_errors
 
 DRAWS = 2000
 RNG_SEED = 2000
@@ -57,6 +57,10 @@ def analyze_scaling(observations: Iterable[ModelObservations | dict], draws: int
         "extrapolation": {"model": models[-1].model, "from_models": len(models) - 1, "prediction": extrapolated,
                           "observed": float(means[-1]), "relative_error": extrapolation_error, "ci": None},
         "bootstrap": None,
+        # The fitted law across the ladder's sizes, for the page's plot (its band comes with the bootstrap).
+        "curve": {"n_params": [float(n) for n in _grid(n_params)],
+                  "fit": [float(v) for v in fitted_curves(n_params, means[:, None], _grid(n_params))[:, 0]],
+                  "low": None, "high": None},
     }
     if min(seeds) < 2:
         single = [m.model for m, n in zip(models, seeds) if n < 2]
@@ -69,7 +73,15 @@ def analyze_scaling(observations: Iterable[ModelObservations | dict], draws: int
     return summary
 
 
+def _grid(n_params: np.ndarray, points: int = 40) -> np.ndarray:
+    return np.logspace(np.log10(n_params.min()), np.log10(n_params.max()), points)
+
+
 def _add_bootstrap(summary: dict, n_params: np.ndarray, resampled: np.ndarray, confidence: float) -> None:
+    curves = fitted_curves(n_params, resampled, _grid(n_params))
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(curves, [tail, 1 - tail], axis=1)
+    summary["curve"].update(low=[float(v) for v in low], high=[float(v) for v in high])
     alpha, r2 = line_fits(n_params, resampled)
     power = summary["power_law"]
     power.update(alpha_ci=_interval(alpha, confidence), alpha_ci_method="bootstrap over seeds",

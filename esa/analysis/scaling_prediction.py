@@ -45,3 +45,9 @@ def extrapolation(n_params: np.ndarray, means: np.ndarray) -> tuple[np.ndarray, 
     others = np.array([i for i in range(len(n_params)) if i != largest])
     prediction = _predict(n_params, means, others, largest)
     return prediction, np.abs(prediction - means[largest]) / means[largest]
+
+
+def fitted_curves(n_params: np.ndarray, means: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """(grid points × columns): the power law fitted to each column of ``means``, evaluated at the sizes ``grid``."""
+    coef, *_ = np.linalg.lstsq(_design(n_params), np.log(means), rcond=None)
+    return np.exp(_design(grid) @ coef)

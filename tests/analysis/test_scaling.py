@@ -91,3 +91,24 @@ def test_non_positive_y_is_an_error(bad):
 
 def test_observations_are_sorted_by_size():
     assert [m.model for m in checked_ladder(ladder()[::-1])] == [f"m{i}" for i in range(8)]
+
+
+def test_curve_is_the_fitted_law_and_its_band_contains_it():
+    summary = analyze_scaling(ladder(alpha=-0.3, noise=0.1, seeds=4), draws=300)
+    curve, power = summary["curve"], summary["power_law"]
+    n = np.array(curve["n_params"])
+    assert n[0] == pytest.approx(SIZES[0]) and n[-1] == pytest.approx(SIZES[-1])
+    assert np.allclose(curve["fit"], np.exp(power["log_a"]) * n ** power["alpha"])
+    assert all(lo <= f <= hi for lo, f, hi in zip(curve["low"], curve["fit"], curve["high"]))
+    assert analyze_scaling(ladder(seeds=1))["curve"]["low"] is None
+
+
+def test_seed_interval_is_the_t_interval_of_the_mean():
+    from scipy import stats
+
+    from esa.analysis.scaling_data import seed_interval
+
+    values = [1.0, 2.0, 4.0]
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+    assert seed_interval(values) == pytest.approx((low, high))
+    assert seed_interval([3.0]) is None
