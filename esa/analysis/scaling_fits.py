@@ -4,7 +4,10 @@ Forms: power law log y = log a + α log N; log-linear y = a + b log N; exponenti
 power law, two slopes in log–log space joined at a changepoint N_b, chosen by least squares among the interior
 models. AIC and BIC compare them on one scale: a form fitted to log y has its Gaussian log-likelihood moved to the
 y scale by the Jacobian, −Σ log y. Parameters counted (the noise variance included): 3 for each single law
-(intercept, slope, σ), 5 for the broken power law (intercept, two slopes, the changepoint, σ).
+(intercept, slope, σ), 5 for the broken power law (intercept, two slopes, the changepoint, σ). A ladder has few
+models, so AIC's small-sample correction AICc = AIC + 2k(k+1)/(n − k − 1) (Hurvich & Tsai 1989) is the
+preferred criterion: without it a 5-parameter law fitted to 6 models nearly interpolates them and always wins.
+AICc is undefined (None, and the form is not eligible) when n ≤ k + 1.
 """
 
 from __future__ import annotations
@@ -62,7 +65,9 @@ def broken_power_law(n_params: np.ndarray, y: np.ndarray) -> dict:
 def _criteria(fit, y: np.ndarray, logged: bool, form: str) -> dict:
     k, n = PARAMETERS[form], len(y)
     llf = float(fit.llf) - (float(np.log(y).sum()) if logged else 0.0)
-    return {"parameters": k, "log_likelihood": llf, "aic": 2 * k - 2 * llf, "bic": k * math.log(n) - 2 * llf}
+    aic = 2 * k - 2 * llf
+    aicc = aic + 2 * k * (k + 1) / (n - k - 1) if n > k + 1 else None
+    return {"parameters": k, "log_likelihood": llf, "aic": aic, "aicc": aicc, "bic": k * math.log(n) - 2 * llf}
 
 
 def compare_laws(n_params: np.ndarray, y: np.ndarray) -> dict:
@@ -70,11 +75,12 @@ def compare_laws(n_params: np.ndarray, y: np.ndarray) -> dict:
     fits = {"power_law": power_law(n_params, y), "log_linear": log_linear(n_params, y),
             "exponential": exponential(n_params, y), "broken_power_law": broken_power_law(n_params, y)}
     choice = {}
-    for score in ("aic", "bic"):
-        best = min(fits, key=lambda form: fits[form][score])
+    for score in ("aic", "aicc", "bic"):
+        eligible = [form for form in fits if fits[form][score] is not None]
+        best = min(eligible, key=lambda form: fits[form][score]) if eligible else None  # AICc needs n > k + 1
         choice[score] = best
         for form, fit in fits.items():
-            fit[f"delta_{score}"] = fit[score] - fits[best][score]
+            fit[f"delta_{score}"] = None if best is None or fit[score] is None else fit[score] - fits[best][score]
     for form, fit in fits.items():
         fit["form"] = FORMS[form]
-    return {"fits": fits, "best_by_aic": choice["aic"], "best_by_bic": choice["bic"]}
+    return {"fits": fits, "best_by_aic": choice["aic"], "best_by_aicc": choice["aicc"], "best_by_bic": choice["bic"]}

@@ -50,11 +50,11 @@ def ladder_frame(table: pd.DataFrame, run_id: str) -> pd.DataFrame:
 
 
 def fits_frame(summary: Mapping[str, Any] | None) -> pd.DataFrame:
-    """Per quantity: α [CI], R² [CI], the law AIC and BIC choose, the leave-one-out error and the extrapolation."""
+    """Per quantity: α [CI], R² [CI], the law AICc and BIC choose, the leave-one-out error and the extrapolation."""
     rows = []
     for quantity, fit in ((summary or {}).get("quantities") or {}).items():
         if fit.get("error"):
-            rows.append({"quantity": quantity, "α [95% CI]": DASH, "R² [95% CI]": DASH, "best (AIC / BIC)": DASH,
+            rows.append({"quantity": quantity, "α [95% CI]": DASH, "R² [95% CI]": DASH, "best (AICc / BIC)": DASH,
                          "LOO max error [CI]": DASH, "largest from the others": DASH, "note": fit["error"]})
             continue
         power, laws, extra = fit["power_law"], fit["laws"], fit["extrapolation"]
@@ -63,7 +63,7 @@ def fits_frame(summary: Mapping[str, Any] | None) -> pd.DataFrame:
             "quantity": quantity,
             "α [95% CI]": f"{fmt(power['alpha'])} {fmt_ci(power['alpha_ci'])} ({power['alpha_ci_method']})",
             "R² [95% CI]": f"{fmt(power['r2'])} {fmt_ci(power['r2_ci'])}",
-            "best (AIC / BIC)": f"{LAW_NAMES[laws['best_by_aic']]} / {LAW_NAMES[laws['best_by_bic']]}",
+            "best (AICc / BIC)": f"{LAW_NAMES.get(laws['best_by_aicc'], DASH)} / {LAW_NAMES[laws['best_by_bic']]}",
             "LOO max error [CI]": f"{fmt(loo['value'])} {fmt_ci(loo['ci'])} ({short(loo['model'])})",
             "largest from the others": f"{fmt(extra['relative_error'])} {fmt_ci(extra['ci'])}",
             "note": fit.get("bootstrap_note", ""),
@@ -72,14 +72,15 @@ def fits_frame(summary: Mapping[str, Any] | None) -> pd.DataFrame:
 
 
 def selection_frame(fit: Mapping[str, Any] | None) -> pd.DataFrame:
-    """The four laws of one quantity: form, parameters, R², AIC and BIC with their distance from the best."""
+    """The four laws of one quantity: form, parameters, R², AIC, AICc (none where too few models) and BIC, with
+    the distance from the best."""
     if not fit or fit.get("error"):
         return pd.DataFrame()
     rows = []
     for name, law in fit["laws"]["fits"].items():
         rows.append({"law": LAW_NAMES[name], "form": law["form"], "parameters": law["parameters"],
-                     "R² (its own scale)": law["r2"], "AIC": law["aic"], "ΔAIC": law["delta_aic"], "BIC": law["bic"],
-                     "ΔBIC": law["delta_bic"]})
+                     "R² (its own scale)": law["r2"], "AIC": law["aic"], "AICc": law.get("aicc"),
+                     "ΔAICc": law.get("delta_aicc"), "BIC": law["bic"], "ΔBIC": law["delta_bic"]})
     return pd.DataFrame(rows)
 
 

@@ -19,8 +19,10 @@ def _runs(criterion, spec: Spec) -> str:
             members = spec.sweep_members(name)
             named.append(f"{name} ({', '.join(members)})" if members else name)
         return "runs " + ", ".join(named)
-    if hasattr(criterion, "a"):
+    if hasattr(getattr(criterion, "a", None), "run"):
         return f"runs {criterion.a.run}/{criterion.a.metric} vs {criterion.b.run}/{criterion.b.metric}"
+    if hasattr(criterion, "a"):  # two models of an architecture run
+        return f"run {criterion.run}: {criterion.a} vs {criterion.b}"
     if hasattr(criterion, "repeat"):
         return f"runs {criterion.run} and repeat {criterion.repeat}"
     return f"run {criterion.run}"
@@ -32,7 +34,7 @@ def _defaults(criterion, spec: Spec) -> list[str]:
     if "k" in type(criterion).model_fields and criterion.kind not in ("hotspot", "tail_ratio"):
         if criterion.k is not None:
             phrases.append(f"k {criterion.k}")
-        elif hasattr(criterion, "a"):
+        elif hasattr(getattr(criterion, "a", None), "run"):
             phrases.append(f"k {min(spec.run(criterion.a.run).topk, spec.run(criterion.b.run).topk)} (smaller topk)")
         else:
             phrases.append(f"k {spec.run(criterion.run).topk} (topk)")
@@ -48,5 +50,7 @@ def criterion_phrases(criterion, spec: Spec) -> tuple[list[str], list[str]]:
     heading = [criterion.kind, criterion.hypothesis, _runs(criterion, spec)]
     settings = [f"{name} {value_text(getattr(criterion, name))}" for name in type(criterion).model_fields
                 if name not in SKIP and getattr(criterion, name) is not None]
-    condition = f"threshold {criterion.comparator} {criterion.threshold:g}"
-    return heading, [*settings, *_defaults(criterion, spec), condition]
+    # A criterion may grade a range or an exclusion instead (exponent): its settings say so.
+    condition = ([f"threshold {criterion.comparator} {criterion.threshold:g}"]
+                 if hasattr(criterion, "comparator") else [])
+    return heading, [*settings, *_defaults(criterion, spec), *condition]

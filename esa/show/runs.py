@@ -52,12 +52,43 @@ def _perturb(run, spec: Spec) -> tuple[list[str], set[str]]:
              "eval_seed"})
 
 
-SUMMARIES = {"eval": _eval, "score": _score, "ablation_check": _ablation, "perturb": _perturb}
+def _members(spec: Spec, name: str, kind: str) -> str:
+    from esa.spec.scaling_runs import runs_named
+
+    runs = runs_named(spec, name, kind)
+    return f"{name} ({len(runs)} {kind} run{'s' if len(runs) != 1 else ''})"
+
+
+def _scaling(run, spec: Spec) -> tuple[list[str], set[str]]:
+    models = run.models or [r.model for r in _named(spec, run.scores)]
+    return ([f"ladder of {len(models)}: {_list(models)}", f"N = {run.size.replace('_', '-')} parameters",
+             f"reads {_members(spec, run.scores, 'score')}"
+             + (f" and {_members(spec, run.perturb, 'perturb')} ({run.control} control)" if run.perturb else ""),
+             f"{run.metric}: critical multiple {run.critical_multiple:g}, top-{run.k} {run.mode}"],
+            {"scores", "perturb", "models", "metric", "mode", "k", "critical_multiple", "control", "size"})
+
+
+def _architecture(run, spec: Spec) -> tuple[list[str], set[str]]:
+    models = run.models or [r.model for r in _named(spec, run.scores)]
+    shifts = [f"{name}: {base} → {tuned}" for name, (base, tuned) in run.shifts.items()]
+    return ([f"compares {_list(models)} on {run.metric}", f"reads {_members(spec, run.scores, 'score')}",
+             *([f"shifts {'; '.join(shifts)}"] if shifts else [])], {"scores", "models", "metric", "shifts"})
+
+
+def _named(spec: Spec, name: str) -> list:
+    from esa.spec.scaling_runs import runs_named
+
+    return runs_named(spec, name, "score")
+
+
+SUMMARIES = {"eval": _eval, "score": _score, "ablation_check": _ablation, "perturb": _perturb, "scaling": _scaling,
+             "architecture": _architecture}
 
 
 def run_phrases(run, spec: Spec) -> tuple[list[str], list[str]]:
     """(heading, phrases): kind, model on data, seeds, dtype and device; then the settings that decide the result."""
-    heading = [run.kind, f"{run.model} on {run.data}", f"seeds {_list(run.seeds)}", f"{run.dtype} {run.device}"]
+    heading = ([run.kind, f"{run.model} on {run.data}", f"seeds {_list(run.seeds)}", f"{run.dtype} {run.device}"]
+               if hasattr(run, "model") else [run.kind, "reads other runs' results"])
     summary = SUMMARIES.get(run.kind)
     phrases, shown = summary(run, spec) if summary else ([], set())
     written = sorted(run.model_fields_set - COMMON - shown)

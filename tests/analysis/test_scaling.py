@@ -112,3 +112,25 @@ def test_seed_interval_is_the_t_interval_of_the_mean():
     low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
     assert seed_interval(values) == pytest.approx((low, high))
     assert seed_interval([3.0]) is None
+
+
+def test_aicc_keeps_a_five_parameter_law_from_winning_on_six_models():
+    from esa.analysis.scaling_fits import compare_laws
+
+    sizes = SIZES[:6]
+    obs = ladder(alpha=-0.3, noise=0.05, seeds=3, sizes=sizes, rng_seed=3)
+    means = np.array([np.mean(o["values"]) for o in obs])
+    laws = compare_laws(sizes, means)
+    assert laws["fits"]["broken_power_law"]["aicc"] is None  # n = 6 ≤ k + 1: undefined, not eligible
+    assert laws["best_by_aicc"] == "power_law"
+    fit = laws["fits"]["power_law"]
+    assert fit["aicc"] == pytest.approx(fit["aic"] + 2 * 3 * 4 / (6 - 3 - 1))
+
+
+def test_aicc_chooses_nothing_when_no_law_has_enough_models():
+    from esa.analysis.scaling_fits import compare_laws
+
+    obs = ladder(seeds=2, sizes=SIZES[:4])
+    laws = compare_laws(SIZES[:4], np.array([np.mean(o["values"]) for o in obs]))
+    assert laws["best_by_aicc"] is None and laws["best_by_aic"] is not None
+    assert all(fit["delta_aicc"] is None for fit in laws["fits"].values())
