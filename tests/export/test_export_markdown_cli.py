@@ -100,7 +100,7 @@ def test_unknown_phase_and_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(export_command, ["phase7"])
     assert result.exit_code == 2 and result.stderr.strip() == "error: unknown phase 'phase7' (known: phase1, " \
-                                                              "phase2, phase3)"
+                                                              "phase2, phase3, phase4)"
     assert CliRunner().invoke(export_command, ["phase1", "--format", "docx"]).exit_code == 2
 
 
