@@ -84,3 +84,15 @@ def stability_matrix(topk_by_seed: dict[int, pd.DataFrame], metric: str, mode: s
         rows = frame[(frame["metric"] == metric) & (frame["mode"] == mode) & (frame["rank"] < k)]
         sets[seed] = rows
     return jaccard_matrix(sets)
+
+
+def stability_chance(tensor_stats: pd.DataFrame, metric: str, k: int) -> float:
+    """The Jaccard two seeds' per-matrix top-k sets would have if each were a uniform random k-subset of every
+    matrix: per matrix of n scores the expected overlap is k²/n (hypergeometric mean), pooled as the observed
+    Jaccard is, Σ E / Σ (2k − E). A fixed k is a larger share of a small matrix, so chance falls with N."""
+    rows = tensor_stats[tensor_stats["metric"] == metric]
+    n = (rows["count"] - rows["n_nonfinite"]).to_numpy(dtype=float)
+    n = n[n > 0]
+    size = np.minimum(float(k), n)
+    expected = size * size / n
+    return float(expected.sum() / (2 * size - expected).sum()) if len(n) else math.nan

@@ -26,7 +26,8 @@ def build(root: Path) -> Exhibits:
         summary = (analysis.get("runs") or {}).get(run.id) or {}
         if scaling is not None:
             out.table(f"ladder-{run.id}", f"Phase 4 ({run.id}): per model, N ({run.size.replace('_', '-')} "
-                      "parameters) and each quantity's mean over seeds with its 95% t-interval.", tables4.ladder_frame(scaling, run.id))
+                      "parameters) and each quantity's mean over seeds with its 95% t-interval.",
+                      tables4.ladder_frame(scaling, run.id, summary.get("stability_chance")))
         curves, models = charts4.fit_frames(summary)
         if len(curves) and scaling is not None:
             out.figure(f"scaling-{run.id}", f"Phase 4 ({run.id}): each quantity against N, log–log; points: seeds, "

@@ -28,7 +28,7 @@ def _seed_dir(spec: Spec, run_id: str, seed: int) -> str:
 
 def _read_model(spec: Spec, root: Path, run, model: str, score_run, perturb_run) -> tuple[list[dict], dict, list[str]]:
     """Per-seed rows of one model's quantities, its facts (N, tokenizer), and missing files."""
-    rows, missing, sizes, tokenizers, topk = [], [], set(), set(), {}
+    rows, missing, sizes, tokenizers, topk, chance = [], [], set(), set(), {}, set()
     for seed in score_run.seeds:
         folder = _seed_dir(spec, score_run.id, seed)
         files = {name: root / folder / name for name in ("summary.json", "tensor_stats.parquet", "topk.parquet",
@@ -41,9 +41,11 @@ def _read_model(spec: Spec, root: Path, run, model: str, score_run, perturb_run)
         sizes.add(summary["model_size"][run.size])
         tokenizers.add(summary["tokenizer_sha256"])
         topk[seed] = pd.read_parquet(files["topk.parquet"])
+        stats = pd.read_parquet(files["tensor_stats.parquet"])
+        chance.add(round(q.stability_chance(stats, run.metric, run.k), 12))
         values = q.distribution_quantities(q.pooled_scores(files[f"scores/{run.metric}.safetensors"]),
                                            run.critical_multiple)
-        values["hill_alpha"] = q.hill_alpha(pd.read_parquet(files["tensor_stats.parquet"]), run.metric)
+        values["hill_alpha"] = q.hill_alpha(stats, run.metric)
         superweight = json.loads(files["superweight.json"].read_text())
         if superweight.get("requested", True):  # written as {"requested": false} when the run lacks the metric
             values["spike_ratio"] = q.spike_ratio(superweight)
@@ -64,7 +66,7 @@ def _read_model(spec: Spec, root: Path, run, model: str, score_run, perturb_run)
             conditions = pd.DataFrame(json.loads(path.read_text())["conditions"])
             rows.append({"model": model, "seed": seed, "source": perturb_run.id, "quantity": "delta_ppl_ratio",
                          "value": q.delta_ppl_ratio(conditions, run.control)})
-    return rows, {"sizes": sizes, "tokenizers": tokenizers}, missing
+    return rows, {"sizes": sizes, "tokenizers": tokenizers, "stability_chance": chance}, missing
 
 
 def _observations(table: pd.DataFrame, sizes: dict[str, float], quantity: str) -> list:
@@ -85,7 +87,7 @@ def _observations(table: pd.DataFrame, sizes: dict[str, float], quantity: str) -
 
 def analyze_scaling_run(spec: Spec, run, root: Path) -> tuple[dict, pd.DataFrame]:
     ladder = ladder_runs(spec, run)
-    rows, missing, sizes, tokenizers, evidence = [], [], {}, {}, []
+    rows, missing, sizes, tokenizers, evidence, chance = [], [], {}, {}, [], {}
     for model, score_run, perturb_run in ladder:
         model_rows, facts, absent = _read_model(spec, root, run, model, score_run, perturb_run)
         rows.extend(model_rows)
@@ -96,9 +98,11 @@ def analyze_scaling_run(spec: Spec, run, root: Path) -> tuple[dict, pd.DataFrame
         if facts["sizes"]:
             sizes[model] = float(facts["sizes"].pop())
         tokenizers.update({model: t for t in facts["tokenizers"]})
+        if facts["stability_chance"]:
+            chance[model] = max(facts["stability_chance"])  # the same on every seed: sizes decide it
     table = pd.DataFrame(rows)
     summary: dict = {"size": run.size, "metric": run.metric, "models": [m for m, _, _ in ladder],
-                     "n_params": sizes, "evidence": evidence, "quantities": {}}
+                     "n_params": sizes, "stability_chance": chance, "evidence": evidence, "quantities": {}}
     if missing:
         summary["missing"] = missing
         return summary, table

@@ -30,9 +30,10 @@ def short(model: str) -> str:
     return str(model).rstrip("/").rsplit("/", 1)[-1]
 
 
-def ladder_frame(table: pd.DataFrame, run_id: str) -> pd.DataFrame:
+def ladder_frame(table: pd.DataFrame, run_id: str, chance: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Per model of a scaling run: N, and each quantity's mean over seeds with its 95% t-interval (the Jaccard:
-    mean over pairs of seeds, whose pairs share seeds, so no interval is given)."""
+    mean over pairs of seeds, whose pairs share seeds, so no interval is given; next to it the Jaccard of random
+    per-matrix k-subsets, ``chance``: the run's stability_chance per model)."""
     rows = table[table["run"] == run_id]
     if rows.empty:
         return pd.DataFrame()
@@ -45,6 +46,8 @@ def ladder_frame(table: pd.DataFrame, run_id: str) -> pd.DataFrame:
             interval = seed_interval(values) if quantity != "stability_jaccard" else None
             row[quantity] = (DASH if not len(values) else
                              f"{fmt(np.mean(values))} {fmt_ci(interval)}" if interval else fmt(np.mean(values)))
+            if quantity == "stability_jaccard" and chance:
+                row["stability chance"] = fmt(chance.get(model))
         out.append(row)
     return pd.DataFrame(out).sort_values("N", key=lambda s: pd.to_numeric(s, errors="coerce"), kind="stable")
 

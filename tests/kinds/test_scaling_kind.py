@@ -76,6 +76,8 @@ def test_delta_ppl_ratio_and_stability_come_from_the_perturb_and_score_files(gra
 def test_every_quantity_is_fitted_or_says_why_not(graded):
     _, summary, _ = graded
     assert summary["models"] == [f"./ladder/{name}" for name in LADDER]
+    chance = [summary["stability_chance"][f"./ladder/{name}"] for name in LADDER]
+    assert all(0 < c < 1 for c in chance) and chance == sorted(chance, reverse=True)  # wider matrices: less chance
     for quantity, fit in summary["quantities"].items():
         assert ("power_law" in fit) != ("error" in fit), quantity
         if "power_law" in fit:
