@@ -2,7 +2,7 @@
 
 Input per model: a mapping seed → (tensor_stats, topk) frames of one metric, as a score run writes them. The score
 mass of a matrix is mean × (count − n_nonfinite), the sum of its finite scores. Every statistic is computed per
-seed and summarised by its mean over seeds with a percentile bootstrap CI over seeds (esa.analysis.seed_resampling);
+seed and summarised by its mean over seeds with a t-interval over seeds (esa.analysis.seed_resampling);
 the base → instruct top-k shift lives in esa.analysis.architecture_shift.
 """
 

@@ -2,8 +2,9 @@
 ratio) against N (non-embedding parameters), its alternatives, and how well it predicts models it did not see.
 
 ``analyze_scaling`` returns a JSON-ready summary the scaling criteria grade (esa.grading.scaling_criteria).
-Fits use the mean of y over each model's seeds. Uncertainty: a percentile bootstrap over seeds (each model's seeds
-resampled with replacement, the ladder refitted) for α, R², the leave-one-out errors and the extrapolation. A ladder
+Fits use the mean of y over each model's seeds. Uncertainty: a parametric bootstrap over seeds (each model's log
+mean drawn from its t sampling distribution, the ladder refitted; resampling three seeds would only ever see
+means between the extreme seeds) for α, R², the leave-one-out errors and the extrapolation. A ladder
 where some model has a single seed has no seed-to-seed spread to resample: α then gets its OLS confidence
 interval (across models), and R² and the prediction errors get no interval, so criteria on them are inconclusive
 until every model has at least 2 seeds.
@@ -21,8 +22,9 @@ from esa.analysis.scaling_prediction import extrapolation, fitted_curves, line_f
 
 DRAWS = 2000
 RNG_SEED = 2000
-BOOT_METHOD = ("percentile bootstrap over seeds: each model's seeds drawn with replacement (numpy "
-               "default_rng({seed})), the per-model means refitted, {draws} draws")
+BOOT_METHOD = ("parametric bootstrap over seeds: each model's log mean drawn from its t sampling distribution, "
+               "log mean + sd/(√n·mean)·t(n−1) (numpy default_rng({seed}); a pairwise quantity resamples its seeds), "
+               "the ladder refitted, {draws} draws, percentile intervals")
 
 
 def _interval(samples: np.ndarray, confidence: float) -> list[float]:

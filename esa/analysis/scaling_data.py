@@ -71,7 +71,8 @@ def _repeated(items: list) -> list:
 
 
 def bootstrap_means(models: list[ModelObservations], draws: int, rng_seed: int) -> np.ndarray:
-    """(models × draws) means of y, each model's seeds resampled with replacement independently of the others.
+    """(models × draws) means of y, each model's independently of the others: drawn from the t sampling
+    distribution of its (log) mean over seeds (a parametric bootstrap; see the comment below).
 
     A pairwise quantity resamples its seeds and averages the pairs of distinct seeds drawn; a draw that holds a
     single distinct seed has no pair and is drawn again (the bootstrap conditioned on at least two seeds, as the
@@ -83,9 +84,12 @@ def bootstrap_means(models: list[ModelObservations], draws: int, rng_seed: int) 
         if m.pairwise is not None:
             rows.append(_pairwise_means(np.asarray(m.pairwise, dtype=float), draws, rng))
             continue
+        # Each model's mean drawn from the t sampling distribution of its log (the fits are in log space, and y > 0):
+        # log mean + (sd / (√n · mean)) · t(n − 1), the delta-method standard error. With 3 seeds, resampling the
+        # seeds themselves would only ever see means between the smallest and largest seed: too narrow.
         values = np.asarray(m.values, dtype=float)
-        picks = rng.integers(0, len(values), size=(draws, len(values)))
-        rows.append(values[picks].mean(axis=1))
+        relative = values.std(ddof=1) / (np.sqrt(len(values)) * values.mean())
+        rows.append(values.mean() * np.exp(relative * rng.standard_t(len(values) - 1, size=draws)))
     return np.vstack(rows)
 
 

@@ -47,7 +47,7 @@ def build(root: Path) -> Exhibits:
         if not summary.get("models"):
             continue
         out.figure(f"groups-{run.id}", f"Phase 4 ({run.id}): share of score mass per component group (bars, 95% "
-                   "bootstrap CI over seeds) and share of parameters (ticks).", charts4.groups_chart(summary))
+                   "t-interval over seeds) and share of parameters (ticks).", charts4.groups_chart(summary))
         out.table(f"groups-{run.id}", f"Phase 4 ({run.id}): component groups.", tables4.groups_frame(summary))
         out.table(f"experts-{run.id}", f"Phase 4 ({run.id}): expert and router shares.",
                   tables4.experts_frame(summary))

@@ -2,7 +2,7 @@
 group share or enrichment (``component_share``), MoE expert balance (``expert_balance``) and the base → instruct
 top-k shift (``topk_shift``), graded from the summary esa.analysis.architecture.analyze_architecture returns.
 
-Every verdict uses its bootstrap CI over seeds (``compare_ci``): pass only when the whole CI clears the
+Every verdict uses its CI over seeds (``compare_ci``; a t-interval, Welch's for a difference): pass only when the whole CI clears the
 threshold. A missing run, model or pair, or a single seed (no CI), is inconclusive. ``GRADERS`` maps each kind to
 its evaluator (registered on import).
 """
@@ -23,13 +23,12 @@ def _interval(ci) -> str:
 
 def _seeds(summary: dict, *models: str) -> str:
     counts = ", ".join(f"{m}: {summary['models'][m]['n_seeds']} seeds" for m in models)
-    boot = summary.get("bootstrap") or {}
-    return f"{counts}; metric {summary.get('metric')}; {boot.get('draws')} bootstrap draws over seeds"
+    return f"{counts}; metric {summary.get('metric')}; 95% CIs: t-intervals over seeds"
 
 
 def _graded(value, ci, criterion, evidence: list[str], why: str) -> Grade:
     if ci is None and value is not None:
-        return Grade(value, "inconclusive", f"{value:.4g} has no CI: a bootstrap over seeds needs at least 2 seeds; "
+        return Grade(value, "inconclusive", f"{value:.4g} has no CI: an interval over seeds needs at least 2 seeds; "
                      f"{why}", evidence)
     return compare_ci(value, ci, criterion, evidence, why)
 
@@ -91,7 +90,7 @@ def grade_topk_shift_summary(criterion: TopkShift, summary: dict, evidence: list
         return Grade(None, "inconclusive", f"{shift['base']} and {shift['instruct']} share no seed", evidence)
     chance = shift["chance_jaccard"]["mean"]
     where = (f"{shift['base']} → {shift['instruct']}, per-matrix top-{shift['k'] or 'stored k'}, "
-             f"{shift['n_seeds']} shared seeds, paired bootstrap over seeds")
+             f"{shift['n_seeds']} shared seeds, paired over seeds")
     if criterion.measure == "kept":
         entry = shift["components"].get(criterion.component)
         if entry is None:

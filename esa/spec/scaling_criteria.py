@@ -24,8 +24,8 @@ class _ScalingCriterion(_CriterionBase):
 
 
 class PowerLawFit(_ScalingCriterion):
-    """R² of the power law log y = log a + α log N over the per-model means of y, with a percentile bootstrap CI
-    over seeds (each model's seeds resampled); inconclusive when some model has a single seed (no CI)."""
+    """R² of the power law log y = log a + α log N over the per-model means of y, with a CI from the parametric
+    bootstrap over seeds (each model's log mean drawn from its t sampling distribution); inconclusive when some model has a single seed (no CI)."""
 
     kind: Literal["power_law_fit"]
     comparator: Comparator = ">"
@@ -34,7 +34,7 @@ class PowerLawFit(_ScalingCriterion):
 
 class PredictionError(_ScalingCriterion):
     """Leave-one-out relative error |pred − obs| / obs of each model's mean y, predicted by the power law of the
-    other models; the max or the median over models, with a percentile bootstrap CI over seeds."""
+    other models; the max or the median over models, with a CI from the parametric bootstrap over seeds."""
 
     kind: Literal["prediction_error"]
     aggregate: Literal["max", "median"] = "max"

@@ -75,7 +75,7 @@ def test_component_share_passes_fails_and_is_inconclusive():
     g = grade("component_share", model="heavy", group="attention", measure="enrichment", threshold=1.0)
     assert g.status == "pass" and g.value > 1 and "of the score mass on" in g.reason
     assert grade("component_share", model="flat", group="attention", measure="enrichment",
-                 threshold=1.2).status == "fail"
+                 threshold=1.5).status == "fail"
     share = SUMMARY["models"]["heavy"]["groups"]["mlp"]["share"]
     mid = grade("component_share", model="heavy", group="mlp", measure="share", threshold=float(np.mean(share["ci"])))
     assert mid.status == "inconclusive"
