@@ -50,7 +50,5 @@ def criterion_phrases(criterion, spec: Spec) -> tuple[list[str], list[str]]:
     heading = [criterion.kind, criterion.hypothesis, _runs(criterion, spec)]
     settings = [f"{name} {value_text(getattr(criterion, name))}" for name in type(criterion).model_fields
                 if name not in SKIP and getattr(criterion, name) is not None]
-    # A criterion may grade a range or an exclusion instead (exponent): its settings say so.
-    condition = ([f"threshold {criterion.comparator} {criterion.threshold:g}"]
-                 if hasattr(criterion, "comparator") else [])
-    return heading, [*settings, *_defaults(criterion, spec), *condition]
+    condition = f"threshold {criterion.comparator} {value_text(criterion.threshold)}"
+    return heading, [*settings, *_defaults(criterion, spec), condition]

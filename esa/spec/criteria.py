@@ -42,7 +42,7 @@ class _CriterionBase(BaseModel):
     def _finite_threshold(self):
         # A NaN threshold makes every comparison false: the criterion could never pass.
         threshold = getattr(self, "threshold", None)
-        if threshold is not None and not math.isfinite(threshold):
+        if isinstance(threshold, (int, float)) and not math.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, got {threshold}")
         return self
 

@@ -54,6 +54,15 @@ class Exponent(_ScalingCriterion):
     zero_margin: float = Field(0.05, gt=0, description=(
         "with excludes_zero: a CI inside [−zero_margin, zero_margin] fails (α is negligibly small)"))
 
+    # What grades.json, the pages and the README show in their test column: "in [low, high]" or "excludes 0".
+    @property
+    def comparator(self) -> str:
+        return "in" if self.range is not None else "excludes"
+
+    @property
+    def threshold(self) -> str | float:
+        return f"[{self.range[0]:g}, {self.range[1]:g}]" if self.range is not None else 0.0
+
     @model_validator(mode="after")
     def _one_form(self):
         if (self.range is None) == (not self.excludes_zero):

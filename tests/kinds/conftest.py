@@ -79,6 +79,8 @@ SPECS = {
           - {id: arch, kind: architecture, scores: sc, k: 4, shifts: {tune: [./ladder/m4, ./ladder/m4-tuned]}}
         criteria:
           - {id: fit, hypothesis: H1, kind: power_law_fit, run: lad, quantity: critical_fraction}
+          - {id: alpha, hypothesis: H1, kind: exponent, run: lad, quantity: top_mass_1pct, range: [-1, 0]}
+          - {id: loo, hypothesis: H1, kind: prediction_error, run: lad, quantity: hill_alpha}
           - {id: router, hypothesis: H1, kind: component_share, run: arch, model: ./ladder/moe, group: router}
           - {id: tune, hypothesis: H1, kind: topk_shift, run: arch, shift: tune, measure: jaccard_over_chance,
              comparator: ">", threshold: 1}

@@ -89,6 +89,8 @@ def test_grades_name_the_quantity(graded):
     grades = json.loads((root / "results/phase4/grades.json").read_text())["criteria"]
     assert grades["fit"]["status"] in ("pass", "fail", "inconclusive")
     assert grades["fit"]["reason"].startswith("critical_fraction: ")
+    assert (grades["alpha"]["comparator"], grades["alpha"]["threshold"]) == ("in", "[-1, 0]")
+    assert grades["loo"]["reason"].startswith("hill_alpha: ") and grades["loo"]["comparator"] == "<"
 
 
 @pytest.mark.parametrize("criterion", CRITERIA_BY_RUN_KIND["scaling"])
