@@ -91,7 +91,8 @@ def groups_chart(summary: Mapping[str, Any] | None) -> alt.Chart:
             rows.append({"model": short(model), "group": group, "share": share["mean"], "low": ci[0], "high": ci[1],
                          "param_share": entry["param_share"]})
     frame = pd.DataFrame(rows)
-    base = alt.Chart(frame).encode(x=alt.X("model:N", title=None, sort=None), xOffset="group:N")
+    order = list(dict.fromkeys(frame["model"])) if len(frame) else []  # the spec's order, in every layer
+    base = alt.Chart(frame).encode(x=alt.X("model:N", title=None, sort=order), xOffset="group:N")
     bars = base.mark_bar().encode(y=alt.Y("share:Q", title="share of score mass"), color=alt.Color("group:N"))
     rules = base.mark_rule(color="black").encode(y="low:Q", y2="high:Q")
     ticks = base.mark_tick(color="black", thickness=2, size=10).encode(y="param_share:Q")
