@@ -9,7 +9,8 @@ tensor_stats.parquet (with log-spaced histograms, the null tail statistic, and p
 block at the boundary), layer_component.parquet, superweight.json (when asked), sampling.json (which calibration
 windows and documents this seed drew: its document-disjoint part of the pool), scores/<metric>.safetensors (full
 score tensors, small models only), summary.json (``model_size``: parameter counts, the N of a scaling fit;
-``tokenizer_sha256``; ``unnamed_components``: the scored matrices no
+``tokenizer_sha256``; ``expert_utilisation``: per MoE layer the share of routed slots each expert got on the first
+calibration windows; ``unnamed_components``: the scored matrices no
 component rule names, with their share of the scored weights, null when there are none) and manifest.json.
 
 Before scoring it prints a memory estimate (esa.engine.scoring.memory) and records it in summary.json and the
@@ -77,6 +78,9 @@ def select_and_describe(result, targets, metric: str, params: dict, seed: int = 
     return topk, bottomk, stats_frame, summary, kept
 
 
+UTILISATION_WINDOWS = 32  # forward passes counting an MoE's routing: enough tokens, little time on a large model
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser(__doc__, what="run's", seed=True, spec=True)
     args = parser.parse_args(argv)
@@ -98,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from esa.engine.data.batches import calibration_draw
     from esa.accumulators import resolve_accum_dtype
     from esa.engine.models.shape import model_shape
+    from esa.engine.models.expert_load import expert_utilisation
     from esa.engine.models.size import model_size
     from esa.engine.models.tokenizer_identity import tokenizer_fingerprint
     from esa.engine.scoring.memory import estimate_memory, save_scores_of
@@ -190,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             "n_scored_weights": meta["n_weights"], "n_scored_tensors": len(targets), "n_params": total,
             "model_size": model_size(model),  # N of a scaling fit (esa.engine.models.size)
             "tokenizer_sha256": tokenizer_fingerprint(tokenizer),  # a ladder's models must share it
+            # A mixture of experts: each router's share of routed token slots per expert (None when dense).
+            "expert_utilisation": expert_utilisation(model, windows[:UTILISATION_WINDOWS], device=resolved),
             "unnamed_components": unnamed,
             "estimators": meta["estimators"], "passes": meta["passes"], "scores_saved": save,
             "microbatch": microbatch, "accum_dtype": meta["accum_dtype"], "memory_estimate": estimate.to_dict(),

@@ -4,21 +4,23 @@ row per model, seed, component group and layer)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
-from esa.analysis.architecture import analyze_architecture
+from esa.analysis.architecture import analyze_architecture, with_mass
+from esa.analysis.expert_load import utilisation_vs_sensitivity
 from esa.spec import Spec
 from esa.spec.architecture_runs import architecture_models
 
-FILES = ("tensor_stats.parquet", "topk.parquet")
+FILES = ("tensor_stats.parquet", "topk.parquet", "summary.json")
 
 
 def analyze_architecture_run(spec: Spec, run, root: Path) -> dict:
-    frames, missing, evidence = {}, [], []
+    frames, loads, missing, evidence = {}, {}, [], []
     for model, score_run in architecture_models(spec, run):
-        frames[model] = {}
+        frames[model], loads[model] = {}, []
         for seed in score_run.seeds:
             folder = f"results/{spec.name}/{score_run.id}/seed{seed}"
             paths = [f"{folder}/{name}" for name in FILES]
@@ -27,10 +29,15 @@ def analyze_architecture_run(spec: Spec, run, root: Path) -> dict:
             if absent:
                 missing.extend(absent)
                 continue
-            frames[model][seed] = tuple(pd.read_parquet(root / p) for p in paths)
+            frames[model][seed] = tuple(pd.read_parquet(root / p) for p in paths[:2])
+            loads[model].append(json.loads((root / paths[2]).read_text()).get("expert_utilisation"))
     if missing:
         return {"missing": missing, "evidence": evidence}
     summary = analyze_architecture(frames, metric=run.metric, shifts=dict(run.shifts), k=run.k)
+    for model, facts in summary["models"].items():
+        if facts.get("moe"):  # does the sensitivity of each expert follow the tokens routed to it?
+            masses = [with_mass(stats, run.metric) for stats, _ in frames[model].values()]
+            facts["moe"]["utilisation"] = utilisation_vs_sensitivity(masses, loads[model])
     return {**summary, "evidence": evidence}
 
 

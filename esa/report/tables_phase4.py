@@ -107,7 +107,8 @@ def groups_frame(summary: Mapping[str, Any] | None) -> pd.DataFrame:
 
 
 def experts_frame(summary: Mapping[str, Any] | None) -> pd.DataFrame:
-    """Per MoE model: each expert's share of the expert matrices' mass, the max/min ratio and the router."""
+    """Per MoE model: each expert's share of the expert matrices' mass, the max/min ratio, the router, and the
+    Spearman ρ over (layer, expert) cells between an expert's share of its layer's mass and of its routed tokens."""
     rows = []
     for model, facts in ((summary or {}).get("models") or {}).items():
         moe = facts.get("moe")
@@ -120,6 +121,8 @@ def experts_frame(summary: Mapping[str, Any] | None) -> pd.DataFrame:
         row["router: parameter share"] = router.get("param_share")
         row["router: mass share"] = _stat(router.get("share"))
         row["router: enrichment"] = _stat(router.get("sensitivity"))
+        follows = moe.get("utilisation") or {}
+        row["sensitivity vs traffic: Spearman ρ"] = _stat(follows.get("spearman"))
         rows.append(row)
     return pd.DataFrame(rows)
 

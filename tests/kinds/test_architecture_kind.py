@@ -46,6 +46,11 @@ def test_the_moe_has_router_and_expert_shares_and_the_dense_models_do_not(compar
     assert moe["n_experts"] == 4 and len(moe["experts"]) == 4
     assert sum(e["share"]["mean"] for e in moe["experts"]) == pytest.approx(1.0)
     assert summary["models"]["./ladder/m2"]["moe"] is None
+    follows = moe["utilisation"]
+    assert follows["n_seeds"] == 2 and len(follows["cells"]) == 2 * 4  # two layers, four experts
+    for layer in (0, 1):
+        load = [c["utilisation"]["mean"] for c in follows["cells"] if c["layer"] == layer]
+        assert sum(load) == pytest.approx(1.0)
 
 
 def test_shift_jaccard_recomputed_from_both_models_top_k(compared):
