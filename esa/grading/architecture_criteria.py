@@ -10,6 +10,7 @@ its evaluator (registered on import).
 from __future__ import annotations
 
 from esa.grading.criteria import Grade, GradeContext, compare_ci, evaluator
+from esa.grading.run_summary import run_summary
 from esa.spec.architecture_criteria import ComponentShare, ExpertBalance, ShareDifference, TopkShift
 
 
@@ -105,22 +106,9 @@ def grade_topk_shift_summary(criterion: TopkShift, summary: dict, evidence: list
     return _graded(stat["mean"], stat["ci"], criterion, evidence, why)
 
 
-def _summary(criterion, ctx: GradeContext) -> tuple[dict | None, list[str], str | None]:
-    """The architecture run's summary in the phase's analysis, its evidence, or why there is none."""
-    summary = ctx.analysis.get("runs", {}).get(criterion.run)
-    if summary is None:
-        return None, [], f"no architecture analysis of run {criterion.run}"
-    evidence = list(summary.get("evidence", []))
-    if summary.get("missing"):
-        return None, evidence, f"missing evidence: {', '.join(summary['missing'][:3])}"
-    if summary.get("error"):
-        return None, evidence, summary["error"]
-    return summary, evidence, None
-
-
 def _from_context(grade_summary):
     def grade(criterion, ctx: GradeContext) -> Grade:
-        summary, evidence, problem = _summary(criterion, ctx)
+        summary, evidence, problem = run_summary(ctx, criterion.run, "architecture")
         if problem:
             return Grade(None, "inconclusive", problem, evidence)
         return grade_summary(criterion, summary, evidence)

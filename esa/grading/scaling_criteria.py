@@ -13,6 +13,7 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 from esa.grading.criteria import Grade, GradeContext, compare_ci, evaluator
+from esa.grading.run_summary import run_summary
 from esa.spec.scaling_criteria import Exponent, PowerLawFit, PredictionError
 
 
@@ -87,15 +88,9 @@ def grade_exponent_summary(criterion: Exponent, summary: dict, evidence: list[st
 
 def _summary(criterion, ctx: GradeContext) -> tuple[dict | None, list[str], str | None]:
     """The fit of the criterion's quantity in the scaling run's analysis, its evidence, or why there is none."""
-    run = ctx.analysis.get("runs", {}).get(criterion.run)
-    if run is None:
-        return None, [], f"no scaling analysis of run {criterion.run}"
-    evidence = list(run.get("evidence", []))
-    if run.get("missing"):
-        more = f" (and {len(run['missing']) - 3} more)" if len(run["missing"]) > 3 else ""
-        return None, evidence, f"missing evidence: {', '.join(run['missing'][:3])}{more}"
-    if run.get("error"):
-        return None, evidence, run["error"]
+    run, evidence, problem = run_summary(ctx, criterion.run, "scaling")
+    if problem:
+        return None, evidence, problem
     summary = run.get("quantities", {}).get(criterion.quantity)
     if summary is None:
         return None, evidence, f"run {criterion.run} has no fit of {criterion.quantity}"

@@ -104,9 +104,9 @@ def test_summary_names_the_super_weights_with_their_original_values(kinds_projec
 
 def test_compile_pairs_each_seed_with_its_scoring_seed_and_the_shared_baseline(kinds_project):
     stages = kinds_project.stages
-    perturb = sorted(n for n in stages if n.startswith("perturb."))
+    perturb = sorted(n for n in stages if n.startswith("perturb.phase3/"))
     assert perturb == ["perturb.phase3/flip/seed1", "perturb.phase3/flip/seed2"]
-    baselines = [n for n in stages if n.startswith("baseline.")]
+    baselines = [n for n in stages if n.startswith("baseline.ref-tiny/")]
     assert baselines == ["baseline.ref-tiny/stdlib-tiny/smoke-float32/fold0of2-seed1337"]
     assert stages[baselines[0]]["outs"][0] == f"{BASELINE}/sequences.parquet"
     for seed in (1, 2):

@@ -80,7 +80,7 @@ def test_summary_and_stats_describe_the_run(scored):
 
 def test_compile_emits_one_stage_per_seed_writing_what_ablation_and_perturb_read(kinds_project):
     stages = kinds_project.stages
-    assert sorted(n for n in stages if n.startswith("score.")) == ["score.phase2/sc/seed1", "score.phase2/sc/seed2"]
+    assert sorted(n for n in stages if n.startswith("score.phase2/")) == ["score.phase2/sc/seed1", "score.phase2/sc/seed2"]
     params = kinds_project.params["phase2"]["sc"]
     assert params["k_grid"] == [2, 4, 8] and params["seed_plan"] == [1, 2] and params["topk"] == K
     for seed in (1, 2):

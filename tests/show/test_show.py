@@ -101,3 +101,15 @@ def test_a_broken_other_spec_in_dvc_yaml_is_a_note_not_an_error(project, monkeyp
     assert result.exit_code == 0, result.output
     assert "note: not compared with the other specs in dvc.yaml:" in result.stdout
     assert "  corpus.stdlib-tiny" in result.stdout.splitlines()  # no longer marked shared
+
+
+def test_show_runs_that_read_other_runs(project, monkeypatch):
+    result = show("specs/phase4.yaml", 100, monkeypatch)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "  ladder  scaling · reads other runs' results" in text
+    assert "ladder of 6: ref-5xs, ref-4xs, ref-3xs, ref-2xs, ref-xs, ref-s" in text
+    assert "reads scores (8 score runs) and signflip (6 perturb runs) (random_k control)" in text
+    assert "shifts instruct: ref-s → ref-s-instruct" in text
+    assert "range (-0.5, -0.2)" in text and "threshold in [-0.5, -0.2]" in text
+    assert "  attention-moe-vs-dense  share_difference · H6 · run architectures: ref-moe vs ref-2xs" in text
