@@ -123,7 +123,9 @@ def print_grades(grades: dict) -> None:
         table.add_column(column)
     for cid, c in grades["criteria"].items():
         value = "—" if c["value"] is None else f"{c['value']:.4g}"
-        table.add_row(cid, c["hypothesis"], value, f"{c['comparator']} {c['threshold']:g}",
+        # A threshold is a number, or a range written out ("[-0.5, -0.2]" for an exponent's `in`).
+        threshold = c["threshold"] if isinstance(c["threshold"], str) else f"{c['threshold']:g}"
+        table.add_row(cid, c["hypothesis"], value, f"{c['comparator']} {threshold}",
                       f"[{colors[c['status']]}]{c['status']}[/]", c["reason"])
     console = Console(width=width)
     console.print(table)

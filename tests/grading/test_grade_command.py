@@ -86,3 +86,16 @@ def test_table_never_cuts_a_criterion_id(monkeypatch, capsys, columns):
     assert "".join(cells) == LONG_ID
     if columns >= 240:
         assert any(LONG_ID in line for line in lines)  # room enough: on one line
+
+
+def test_a_range_threshold_prints_as_written(monkeypatch, capsys):
+    from esa.grading.grade import print_grades
+
+    monkeypatch.setenv("COLUMNS", "160")
+    print_grades({"phase": 4, "title": "t", "counts": {"pass": 0, "fail": 1, "inconclusive": 1},
+                  "criteria": {"alpha": {"hypothesis": "H2", "value": 0.107, "comparator": "in",
+                                         "threshold": "[-0.5, -0.2]", "status": "fail", "reason": "r"},
+                               "fit": {"hypothesis": "H1", "value": 0.63, "comparator": ">", "threshold": 0.8,
+                                       "status": "inconclusive", "reason": "r"}}})
+    out = capsys.readouterr().out
+    assert "in [-0.5, -0.2]" in out and "> 0.8" in out
