@@ -106,25 +106,29 @@ def _max_min_ratio(shares: pd.Series) -> float:
 
 
 def moe_balance(frames: list[pd.DataFrame], draws, confidence: float) -> dict | None:
-    """Per-expert share of the expert matrices' mass (overall and per layer), the max/min expert share ratio,
-    and router sensitivity = router mass share / router parameter share. None for a model without experts."""
+    """Per-expert share of the expert matrices' mass (overall and per layer), the max/min expert share ratio (per
+    layer, and its mean over layers), and router sensitivity = router mass share / router parameter share. None for a model without experts."""
     experts = [f[is_expert(f)].assign(expert=lambda d: d["expert"].astype(int)) for f in frames]
     if not all(len(e) for e in experts):
         return None
     overall = [_expert_shares(e).to_frame("share") for e in experts]
     ids = sorted(set().union(*(t.index for t in overall)))
     share = _stat_over_seeds(overall, "share", draws, confidence)
-    per_layer = []
+    per_layer, layer_ratios = [], []
     for layer in sorted(set(experts[0]["layer"].dropna().astype(int))):
         tables = [_expert_shares(e[e["layer"] == layer]).to_frame("share") for e in experts]
         layer_share = _stat_over_seeds(tables, "share", draws, confidence)
+        ratios = [_max_min_ratio(t["share"]) for t in tables]
+        layer_ratios.append(ratios)
         per_layer.append({"layer": int(layer), "experts": [{"expert": int(x), "share": layer_share[x]} for x in ids],
-                          "max_min_ratio": rs.mean_stat([_max_min_ratio(t["share"]) for t in tables], draws,
-                                                        confidence)})
+                          "max_min_ratio": rs.mean_stat(ratios, draws, confidence)})
+    # Expert k of one layer has nothing to do with expert k of another, so balance is judged within layers: the
+    # overall ratio is each seed's mean over layers of the layer's largest / smallest expert share.
+    per_seed_ratio = np.nanmean(np.array(layer_ratios, dtype=float), axis=0) if layer_ratios else []
     router = [group_table(f).loc["router"] for f in frames]
     return {"n_experts": len(ids),
             "experts": [{"expert": int(x), "share": share[x]} for x in ids],
-            "max_min_ratio": rs.mean_stat([_max_min_ratio(t["share"]) for t in overall], draws, confidence),
+            "max_min_ratio": rs.mean_stat(list(per_seed_ratio), draws, confidence),
             "per_layer": per_layer,
             "router": {"param_share": rs.number(router[0]["param_share"]),
                        "share": rs.mean_stat([r["share"] for r in router], draws, confidence),

@@ -47,8 +47,9 @@ class ComponentShare(_ArchitectureCriterion):
 
 
 class ExpertBalance(_ArchitectureCriterion):
-    """Largest over smallest expert share of the expert matrices' mass in an MoE model (1 = perfectly even),
-    over all layers pooled, mean over seeds with a bootstrap CI over seeds. Inconclusive for a dense model."""
+    """Largest over smallest expert share of a layer's expert mass in an MoE model (1 = perfectly even), averaged
+    over layers (an expert index means nothing across layers), mean over seeds with a t-interval over seeds.
+    Inconclusive for a dense model."""
 
     kind: Literal["expert_balance"]
     model: str = Field(min_length=1, description="a compared MoE model, as the runs name it")

@@ -166,3 +166,14 @@ def test_shift_keys_experts_apart():
     out = topk_shift({"s": (stats, base)}, {"s": (stats, base)}, k=2)
     assert out["jaccard"]["mean"] == 1.0
     assert out["chance_jaccard"]["mean"] == pytest.approx(0.4 / (8 - 0.4))  # 2·(2·2/20) over 2·4 − 0.4
+
+
+def test_expert_balance_is_judged_within_layers():
+    """Layer 0 favours expert 3, layer 1 expert 0: pooled by index they look even, within each layer they are 4:1."""
+    layer1 = moe_stats(expert_means=(4.0, 1.0, 1.0, 1.0)).assign(layer=1)
+    layer1["tensor"] = layer1["tensor"].str.replace("layers.0", "layers.1")
+    frame = pd.concat([moe_stats(expert_means=(1.0, 1.0, 1.0, 4.0)), layer1], ignore_index=True)
+    moe = model_summary(seeds_of(frame, frame))["moe"]
+    assert [e["share"]["mean"] for e in moe["experts"]] == pytest.approx([5 / 14, 2 / 14, 2 / 14, 5 / 14])
+    assert [layer["max_min_ratio"]["mean"] for layer in moe["per_layer"]] == pytest.approx([4.0, 4.0])
+    assert moe["max_min_ratio"]["mean"] == pytest.approx(4.0)
