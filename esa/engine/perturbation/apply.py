@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from esa.engine.perturbation.bitflip import int_view_dtype
 from esa.engine.perturbation.checksum import Checksum, Method, RestoreError, checksum, verify_restored
 from esa.engine.perturbation.controls import matrix_geometry
+from esa.engine.perturbation.saved import Saved, raw_bits, restore_saved
 # Re-exported so callers have one import path for the registry and for apply/restore.
 from esa.engine.perturbation.registry import (REGISTRY, AdaptiveParams, BitFlipParams, CorrelatedParams,  # noqa: F401
                                       ExpandContext, GaussParams, Grad, GradStepParams, Group, ParamSource,
@@ -26,26 +26,6 @@ from esa.engine.perturbation.registry import (REGISTRY, AdaptiveParams, BitFlipP
                                       get_perturbation, head_dim_of, params_from_spec, register)
 from esa.engine.models.targets import component_of
 
-
-
-@dataclass
-class Saved:
-    """One matrix's touched elements: flat indices and the raw bits they held."""
-
-    tensor: str
-    param: torch.Tensor = field(repr=False)
-    index: torch.Tensor = field(repr=False)
-    old: torch.Tensor = field(repr=False)  # integer view of the old values (bit-exact, NaN payloads included)
-
-    @property
-    def nbytes(self) -> int:
-        return self.index.numel() * self.index.element_size() + self.old.numel() * self.old.element_size()
-
-
-def _raw(param: torch.Tensor) -> torch.Tensor:
-    if not param.is_contiguous():
-        raise ValueError("parameters must be contiguous: flat indices address their storage")
-    return param.detach().view(int_view_dtype(param.dtype)).view(-1)
 
 
 @dataclass
@@ -80,13 +60,7 @@ class Applied:
 
     def restore(self, check: bool = True) -> None:
         """Write the saved bits back (last applied first); ``check`` re-reads them (O(touched))."""
-        with torch.no_grad():
-            for s in reversed(self.saved):
-                _raw(s.param).index_copy_(0, s.index, s.old)
-            if check:
-                for s in self.saved:
-                    if not torch.equal(_raw(s.param).index_select(0, s.index), s.old):
-                        raise RestoreError(f"{s.tensor}: touched elements differ after restore")
+        restore_saved(self.saved, "touched", check)
         self.restored = True
 
     def summary(self) -> dict[str, Any]:
@@ -184,7 +158,7 @@ def apply(source: ParamSource, selection: pd.DataFrame, perturbation: str, param
         with torch.no_grad():
             for g in groups:
                 param = named[g.tensor]
-                raw = _raw(param)
+                raw = raw_bits(param)
                 index = torch.tensor(g.index, dtype=torch.int64, device=param.device)
                 old_raw = raw.index_select(0, index)
                 old = old_raw.view(param.dtype)

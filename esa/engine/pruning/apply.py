@@ -16,17 +16,10 @@ import pandas as pd
 import torch
 
 from esa.engine.models.targets import Target, scored_parameters
-from esa.engine.perturbation.apply import Saved
-from esa.engine.perturbation.bitflip import int_view_dtype
+from esa.engine.perturbation.saved import Saved, raw_bits, restore_saved
 from esa.engine.perturbation.checksum import Checksum, Method, RestoreError, checksum, verify_restored
 
 SPARSITY_COLUMNS = ["name", "n", "zeros", "fraction"]
-
-
-def _raw(param: torch.Tensor) -> torch.Tensor:
-    if not param.is_contiguous():
-        raise ValueError("parameters must be contiguous: flat indices address their storage")
-    return param.detach().view(int_view_dtype(param.dtype)).view(-1)
 
 
 @dataclass
@@ -47,13 +40,7 @@ class Pruning:
 
     def restore(self, check: bool = True) -> None:
         """Write the saved bits back; ``check`` re-reads the written elements."""
-        with torch.no_grad():
-            for s in reversed(self.saved):
-                _raw(s.param).index_copy_(0, s.index, s.old)
-            if check:
-                for s in self.saved:
-                    if not torch.equal(_raw(s.param).index_select(0, s.index), s.old):
-                        raise RestoreError(f"{s.tensor}: pruned elements differ after restore")
+        restore_saved(self.saved, "pruned", check)
         self.restored = True
 
 
@@ -92,7 +79,7 @@ def prune(model: torch.nn.Module, masks: Mapping[str, torch.Tensor]) -> Pruning:
         with torch.no_grad():
             for target, mask in pairs:
                 param = target.parameter
-                raw = _raw(param)
+                raw = raw_bits(param)
                 index = torch.flatten(mask).nonzero().view(-1).to(param.device) + target.flat_offset
                 saved.append(Saved(target.key, param, index, raw.index_select(0, index)))
                 raw.index_fill_(0, index, 0)  # all-zero bits are +0.0 in every float dtype
