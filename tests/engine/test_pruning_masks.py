@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from esa.engine.pruning.masks import (SAVED_METRIC, protect, prune_mask, pruned_count, random_scores,
-                                      scores_for)
+from esa.engine.pruning.masks import (SAVED_METRIC, _prune_order, protect, prune_mask, pruned_count,
+                                      random_scores, scores_for)
 
 NAN = math.nan
 
@@ -155,3 +155,25 @@ def test_protect_refuses_a_group_with_too_few_unprotected():
         protect(score, 0.75, "row", [(0, 0), (0, 1)])
     with pytest.raises(ValueError, match="outside"):
         protect(score, 0.5, "row", [(1, 0)])
+
+
+def sorted_mask(score, sparsity, group):
+    """The mask by the full stable sort (the path for NaN or protected weights), for comparison."""
+    grouped = score if group == "row" else score.reshape(1, -1)
+    k = pruned_count(sparsity, grouped.shape[1])
+    mask = torch.zeros(grouped.shape, dtype=torch.bool)
+    mask.scatter_(1, _prune_order(grouped, None)[:, :k], True)
+    return mask.reshape(score.shape)
+
+
+@pytest.mark.parametrize("group", ["row", "matrix"])
+def test_selection_without_sort_matches_the_sorted_order(group):
+    gen = torch.Generator().manual_seed(0)
+    # Few distinct values: many ties, signed zeros and infinities, where only the index may decide.
+    values = torch.tensor([-math.inf, -1.0, -0.0, 0.0, 0.5, 1.0, math.inf])
+    for _ in range(50):
+        score = values[torch.randint(0, len(values), (7, 9), generator=gen)]
+        for sparsity in (0.1, 0.3, 0.5, 0.9):
+            assert torch.equal(prune_mask(score, sparsity, group), sorted_mask(score, sparsity, group))
+    dense = torch.randn(40, 30, generator=gen)
+    assert torch.equal(prune_mask(dense, 0.5, group), sorted_mask(dense, 0.5, group))

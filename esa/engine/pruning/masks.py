@@ -88,10 +88,25 @@ def prune_mask(score: torch.Tensor, sparsity: float, group: Group,
         if bool((free < k).any()):
             raise ValueError(f"a {group} group has {int(free.min())} unprotected weights, fewer than the {k} "
                              f"to prune")
+    if k and shield is None and not bool(torch.isnan(grouped).any()):
+        return _lowest_k(grouped, k).reshape(rows, cols)
     mask = torch.zeros(grouped.shape, dtype=torch.bool, device=score.device)
     if k:
         mask.scatter_(1, _prune_order(grouped, shield)[:, :k], True)
     return mask.reshape(rows, cols)
+
+
+def _lowest_k(grouped: torch.Tensor, k: int) -> torch.Tensor:
+    """The first k of each row in ``_prune_order`` without sorting, for rows with no NaN and nothing protected.
+
+    Everything below the row's k-th smallest value is in; of the weights equal to it, the lowest-index ones
+    fill the rest. A selection instead of a full sort: a few times faster on large matrices, the same mask.
+    """
+    kth = torch.kthvalue(grouped, k, dim=1, keepdim=True).values
+    below = grouped < kth
+    at = grouped == kth
+    wanted = k - below.sum(dim=1, keepdim=True)
+    return below | (at & (at.cumsum(dim=1) <= wanted))
 
 
 def protected_mask(shape: Sequence[int], positions: Sequence[tuple[int, int]],
