@@ -23,13 +23,12 @@ from pathlib import Path
 
 import psutil
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, clock, machine, write_section  # noqa: E402
+from common import add_llama_args, clock, machine, random_llama, report  # noqa: E402
 
 from esa.engine.scoring.gradient_pass import bare_fwd_bwd  # noqa: E402
 from esa.engine.scoring.passes import score_model  # noqa: E402
@@ -40,13 +39,7 @@ SECTION = "## Phase 2 scoring (CPU)"
 
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--hidden", type=int, default=512)
-    p.add_argument("--layers", type=int, default=8)
-    p.add_argument("--intermediate", type=int, default=1536)
-    p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--vocab", type=int, default=8192)
-    p.add_argument("--seqs", type=int, default=16)
-    p.add_argument("--seq-len", type=int, default=256)
+    add_llama_args(p, hidden=512, layers=8, intermediate=1536, heads=8, vocab=8192, seqs=16, seq_len=256)
     p.add_argument("--hutchinson-seqs", type=int, default=4)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
@@ -56,16 +49,7 @@ def parse(argv=None) -> argparse.Namespace:
 
 
 def setup(args):
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.intermediate,
-                      num_hidden_layers=args.layers, num_attention_heads=args.heads,
-                      num_key_value_heads=args.heads, max_position_embeddings=max(512, args.seq_len),
-                      tie_word_embeddings=False)
-    model = LlamaForCausalLM(cfg).eval()
-    gen = torch.Generator().manual_seed(1)
-    windows = [torch.randint(0, args.vocab, (args.seq_len,), generator=gen) for _ in range(args.seqs)]
+    model, windows = random_llama(args)
     return model, list(model.named_parameters()), windows
 
 
@@ -215,11 +199,7 @@ def main(argv=None) -> int:
         "holds its Hessian accumulator, the probe's z (cached on CPU; `cache_z=False` regenerates it from its seed "
         "instead, trading time for one model's worth of memory) and the graph of the first backward.",
     ]
-    text = "\n".join(lines) + "\n"
-    print("\n" + text)
-    if args.write:
-        write_section(SECTION, text)
-        print(f"written to {RESULTS.relative_to(ROOT)}")
+    report(SECTION, lines, args.write)
     return 0
 
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, clock, machine, write_section  # noqa: E402
+from common import clock, machine, report  # noqa: E402
 
 from esa.engine.perturbation.controls import random_k, super_set  # noqa: E402
 from esa.engine.perturbation.apply import (BitFlipParams, GaussParams, ZeroParams, apply, checksum,  # noqa: E402
@@ -199,11 +199,7 @@ def main(argv=None) -> int:
         "on the device, no host copy) for accelerator tensors; sha256 of every parameter is the manifest digest, "
         "taken at the start and the end of a run.",
     ]
-    text = "\n".join(lines) + "\n"
-    print("\n" + text)
-    if args.write:
-        write_section(SECTION, text)
-        print(f"written to {RESULTS.relative_to(ROOT)}")
+    report(SECTION, lines, args.write)
     return 0
 
 

@@ -18,13 +18,12 @@ import sys
 from pathlib import Path
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import RESULTS, clock, machine, write_section  # noqa: E402
+from common import add_llama_args, clock, machine, random_llama, report  # noqa: E402
 
 from esa.engine.models.targets import scored_parameters  # noqa: E402
 from esa.engine.pruning.masks import METHODS, SAVED_METRIC  # noqa: E402
@@ -37,13 +36,7 @@ SECTION = "## Pruning masks vs a scoring pass (CPU)"
 
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--intermediate", type=int, default=768)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--vocab", type=int, default=4096)
-    p.add_argument("--seqs", type=int, default=8)
-    p.add_argument("--seq-len", type=int, default=128)
+    add_llama_args(p, hidden=256, layers=4, intermediate=768, heads=4, vocab=4096, seqs=8, seq_len=128)
     p.add_argument("--sparsity", type=float, default=0.5)
     p.add_argument("--group", choices=["row", "matrix"], default="row")
     p.add_argument("--reps", type=int, default=5)
@@ -53,16 +46,7 @@ def parse(argv=None) -> argparse.Namespace:
 
 
 def setup(args):
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.intermediate,
-                      num_hidden_layers=args.layers, num_attention_heads=args.heads,
-                      num_key_value_heads=args.heads, max_position_embeddings=max(512, args.seq_len),
-                      tie_word_embeddings=False)
-    model = LlamaForCausalLM(cfg).eval()
-    gen = torch.Generator().manual_seed(1)
-    windows = [torch.randint(0, args.vocab, (args.seq_len,), generator=gen) for _ in range(args.seqs)]
+    model, windows = random_llama(args)
     # The matrices that get masks are the ones scored.
     params = [(t.name, t.parameter) for t in scored_parameters(model)]
     return model, params, windows
@@ -126,11 +110,7 @@ def main(argv=None) -> int:
         f"| masks for all 6 methods vs one grad_x_weight scoring pass | {statistics.median(t_pass):.2f} / "
         f"{statistics.median(t_masks):.2f} | {spread(ratios)} | <= 2x |",
     ]
-    text = "\n".join(lines) + "\n"
-    print("\n" + text)
-    if args.write:
-        write_section(SECTION, text)
-        print(f"written to {RESULTS.relative_to(ROOT)}")
+    report(SECTION, lines, args.write)
     return 0
 
 

@@ -32,7 +32,7 @@ def utilisation_vs_sensitivity(masses: Sequence[pd.DataFrame], loads: Sequence[M
     per_seed = [cells(m, u) for m, u in pairs]
     rhos = [float(stats.spearmanr(c["sensitivity"], c["utilisation"]).statistic) if len(c) > 2 else np.nan
             for c in per_seed]
-    draws = len(per_seed) if len(per_seed) >= 2 else None  # anything not None: the interval needs 2 seeds
+    draws = rs.model_draws(len(per_seed))  # None with a single seed: no interval
     keys = sorted(set().union(*(zip(c["layer"], c["expert"]) for c in per_seed)))
     out = []
     for layer, expert in keys:

@@ -18,7 +18,7 @@ import torch
 
 from esa.engine.perturbation.checksum import Checksum, Method, RestoreError, checksum, verify_restored
 from esa.engine.perturbation.controls import matrix_geometry
-from esa.engine.perturbation.saved import Saved, raw_bits, restore_saved
+from esa.engine.perturbation.saved import RestoresSaved, Saved, raw_bits
 # Re-exported so callers have one import path for the registry and for apply/restore.
 from esa.engine.perturbation.registry import (REGISTRY, AdaptiveParams, BitFlipParams, CorrelatedParams,  # noqa: F401
                                       ExpandContext, GaussParams, Grad, GradStepParams, Group, ParamSource,
@@ -29,7 +29,7 @@ from esa.engine.models.targets import component_of
 
 
 @dataclass
-class Applied:
+class Applied(RestoresSaved):
     """A perturbation in place. ``restore()`` puts every touched element's original bits back."""
 
     perturbation: str
@@ -49,19 +49,6 @@ class Applied:
     @property
     def diverged(self) -> bool:
         return self.n_nonfinite > 0
-
-    @property
-    def tensors(self) -> list[str]:
-        return sorted({s.tensor for s in self.saved})
-
-    @property
-    def saved_bytes(self) -> int:
-        return sum(s.nbytes for s in self.saved)
-
-    def restore(self, check: bool = True) -> None:
-        """Write the saved bits back (last applied first); ``check`` re-reads them (O(touched))."""
-        restore_saved(self.saved, "touched", check)
-        self.restored = True
 
     def summary(self) -> dict[str, Any]:
         return {"perturbation": self.perturbation, "params": asdict(self.params), "seed": self.seed,

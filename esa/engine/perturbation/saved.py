@@ -41,3 +41,23 @@ def restore_saved(saved: list[Saved], what: str, check: bool = True) -> None:
             for s in saved:
                 if not torch.equal(raw_bits(s.param).index_select(0, s.index), s.old):
                     raise RestoreError(f"{s.tensor}: {what} elements differ after restore")
+
+
+class RestoresSaved:
+    """What a record of an in-place change (it holds ``saved`` and ``restored``) offers: the tensors it touched,
+    the bytes its saved state takes, and ``restore()``, which writes every saved element's original bits back."""
+
+    touched_word = "touched"  # how restore errors name the elements
+
+    @property
+    def tensors(self) -> list[str]:
+        return sorted({s.tensor for s in self.saved})
+
+    @property
+    def saved_bytes(self) -> int:
+        return sum(s.nbytes for s in self.saved)
+
+    def restore(self, check: bool = True) -> None:
+        """Write the saved bits back (last saved first); ``check`` re-reads them (O(touched))."""
+        restore_saved(self.saved, self.touched_word, check)
+        self.restored = True

@@ -16,32 +16,21 @@ import pandas as pd
 import torch
 
 from esa.engine.models.targets import Target, scored_parameters
-from esa.engine.perturbation.saved import Saved, raw_bits, restore_saved
+from esa.engine.perturbation.saved import RestoresSaved, Saved, raw_bits
 from esa.engine.perturbation.checksum import Checksum, Method, RestoreError, checksum, verify_restored
 
 SPARSITY_COLUMNS = ["name", "n", "zeros", "fraction"]
 
 
 @dataclass
-class Pruning:
+class Pruning(RestoresSaved):
     """Masks applied in place. ``restore()`` writes every pruned element's original bits back."""
 
     saved: list[Saved] = field(repr=False)
     n_pruned: int
     restored: bool = False
 
-    @property
-    def tensors(self) -> list[str]:
-        return sorted({s.tensor for s in self.saved})
-
-    @property
-    def saved_bytes(self) -> int:
-        return sum(s.nbytes for s in self.saved)
-
-    def restore(self, check: bool = True) -> None:
-        """Write the saved bits back; ``check`` re-reads the written elements."""
-        restore_saved(self.saved, "pruned", check)
-        self.restored = True
+    touched_word = "pruned"
 
 
 def targets_by_key(model: torch.nn.Module) -> dict[str, Target]:
