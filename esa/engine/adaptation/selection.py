@@ -40,7 +40,7 @@ def _top_mask(score: torch.Tensor, k: int, group: Group) -> torch.Tensor:
     n = _group_size(tuple(score.shape), group)
     if k == 0:
         return torch.zeros(score.shape, dtype=torch.bool, device=score.device)
-    # (n − k + ½)/n sits half a weight above n − k, so the float's rounding (≪ ½ weight) cannot change the floor.
+    # (n − k + ½)/n sits half a weight above n − k: the float rounding (≪ ½ weight) cannot change the floor.
     rest = (n - k + 0.5) / n
     if pruned_count(rest, n) != n - k:  # never expected; a wrong count would silently unmatch the arms
         raise ArithmeticError(f"cannot express {n - k} of {n} as a sparsity ({rest!r})")
