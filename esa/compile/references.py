@@ -5,8 +5,11 @@ from __future__ import annotations
 from esa.spec import Spec, SpecError
 
 
+REFERRING_KINDS = ("perturb", "prune")  # runs whose `scores:` names a score run of another (or the same) spec
+
+
 def referenced_specs(spec: Spec) -> list[str]:
-    return sorted({run.scores.spec for run in spec.runs if run.kind == "perturb"})
+    return sorted({run.scores.spec for run in spec.runs if run.kind in REFERRING_KINDS})
 
 
 def score_run_of(source: Spec, run):

@@ -85,6 +85,16 @@ SPECS = {
           - {id: tune, hypothesis: H1, kind: topk_shift, run: arch, shift: tune, measure: jaccard_over_chance,
              comparator: ">", threshold: 1}
         """),
+    # Phase 5 prunes ref-tiny with masks from the Phase-2 run's saved scores, on the Phase-3 baseline's windows.
+    "specs/phase5.yaml": HEAD + textwrap.dedent("""\
+        phase: 5
+        runs:
+          - {id: pr, kind: prune, scores: {spec: specs/phase2.yaml, run: sc}, seeds: [1, 2], protocol: smoke,
+             methods: [magnitude, grad_x_weight, random], sparsities: [0.3, 0.6], groups: [row, matrix],
+             protect: {run: sc, metric: grad_x_weight, mode: per_layer, k: 4, methods: [magnitude, random]}}
+        criteria:
+          - {id: adv, hypothesis: H1, kind: prune_advantage, run: pr, a: magnitude, b: random, sparsity: 0.6}
+        """),
 }
 
 

@@ -71,14 +71,17 @@ def load_saved_scores(folder: str | Path, method: str) -> dict[str, torch.Tensor
     if method not in SAVED_METRIC:
         raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(SAVED_METRIC)}")
     metric = SAVED_METRIC[method]
-    if metric is None:
-        return None
+    return None if metric is None else load_metric_scores(folder, metric, f"{method} needs")
+
+
+def load_metric_scores(folder: str | Path, metric: str, who: str = "pruning needs") -> dict[str, torch.Tensor]:
+    """Parameter name → parameter-shaped score of one saved metric (``<folder>/scores/<metric>.safetensors``)."""
     path = Path(folder) / "scores" / f"{metric}.safetensors"
     if not path.is_file():
-        raise FileNotFoundError(f"{method} needs the saved {metric} scores, but {path} does not exist")
+        raise FileNotFoundError(f"{who} the saved {metric} scores, but {path} does not exist")
     from safetensors.torch import load_file  # only score-reading methods need it
 
     return load_file(str(path))
 
 
-__all__ = ["Positions", "load_saved_scores", "model_masks", "target_generator"]
+__all__ = ["Positions", "load_metric_scores", "load_saved_scores", "model_masks", "target_generator"]

@@ -1,0 +1,52 @@
+"""Compile checks of prune runs against the score runs they read (saved scores, a protected selection)."""
+
+from __future__ import annotations
+
+from esa.compile.references import score_run_of
+from esa.spec import Spec, SpecError
+
+
+def _score_problem(run, target, ref_run: str, source_path: str) -> str | None:
+    if target is None or target.kind != "score":
+        return f"{source_path} has no score run '{ref_run}'"
+    if (target.model, target.data) != (run.model, run.data):
+        return f"score run '{ref_run}' scored {target.model} on {target.data}, this run uses {run.model}"
+    return None
+
+
+def check_prune_references(spec: Spec, specs: dict[str, Spec]) -> list[SpecError]:
+    """The score run exists, scored this model and saves the metrics the methods rank by; the protected set is a
+    selection a score run of that spec stores."""
+    errors = []
+    for run in spec.runs:
+        if run.kind != "prune":
+            continue
+        source = specs.get(run.scores.spec)
+        if source is None:
+            errors.append(spec.error_at_run(run.id, "scores", f"no spec at {run.scores.spec}"))
+            continue
+        target = score_run_of(source, run)
+        problem = _score_problem(run, target, run.scores.run, run.scores.spec)
+        if problem is None:
+            lacking = [m for m in run.saved_metrics() if m not in target.metrics]
+            if lacking:
+                problem = (f"score run '{run.scores.run}' does not compute {', '.join(lacking)}, which "
+                           f"{', '.join(m for m in run.methods if m == 'wanda' or m in lacking)} rank by")
+            elif run.saved_metrics() and target.save_scores is False:
+                problem = f"score run '{run.scores.run}' has save_scores: false; the methods read its saved scores"
+        if problem:
+            errors.append(spec.error_at_run(run.id, "scores", problem))
+        if run.protect is None:
+            continue
+        ref = run.protect
+        chosen = next((r for r in source.runs if r.id == ref.run), None)
+        problem = _score_problem(run, chosen, ref.run, run.scores.spec)
+        if problem is None and ref.metric not in chosen.metrics:
+            problem = f"score run '{ref.run}' does not compute {ref.metric}"
+        elif problem is None and ref.mode not in chosen.modes:
+            problem = f"score run '{ref.run}' does not select in {ref.mode} mode"
+        elif problem is None and ref.k is not None and ref.k > chosen.topk:
+            problem = f"k {ref.k} exceeds score run '{ref.run}' topk {chosen.topk}"
+        if problem:
+            errors.append(spec.error_at_run(run.id, "protect", problem))
+    return errors
