@@ -5,7 +5,7 @@ from __future__ import annotations
 from esa.spec import Spec, SpecError
 
 
-REFERRING_KINDS = ("perturb", "prune")  # runs whose `scores:` names a score run of another (or the same) spec
+REFERRING_KINDS = ("perturb", "prune", "adapt")  # runs whose `scores:` names a score run of another (or the same) spec
 
 
 def referenced_specs(spec: Spec) -> list[str]:

@@ -111,6 +111,11 @@ class PruneRun(_RunBase):
         """The score files the methods read (scores/<metric>.safetensors)."""
         return list(dict.fromkeys(m for method in self.methods if (m := SAVED_METRIC[method]) is not None))
 
+    def needs(self, metrics: list[str]) -> str:
+        """Which methods rank by these saved metrics (for an error message)."""
+        users = [m for m in self.methods if SAVED_METRIC[m] in metrics]
+        return f"{', '.join(users)} rank{'s' if len(users) == 1 else ''} by"
+
     def arms(self) -> list[str]:
         protected = self.protect.methods if self.protect is not None else []
         return [*self.methods, *(arm_name(m, True) for m in protected)]

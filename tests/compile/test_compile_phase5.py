@@ -80,11 +80,11 @@ def test_a_good_prune_run_compiles(project):
 
 @pytest.mark.parametrize(("old", "new", "expected"), [
     ("run: sc}, methods", "run: nosave}, methods",
-     "runs[0].scores: score run 'nosave' has save_scores: false; the methods read its saved scores"),
+     "runs[0].scores: score run 'nosave' has save_scores: false; this run reads its saved scores"),
     ("run: sc}, methods", "run: other}, methods",
      "runs[0].scores: score run 'other' scored ref-4xs on stdlib-tiny, this run uses ref-5xs"),
     ("methods: [magnitude, wanda, grad_x_weight]", "methods: [magnitude, obd]",
-     "runs[0].scores: score run 'sc' does not compute obd, which obd rank by"),
+     "runs[0].scores: score run 'sc' does not compute obd, which obd ranks by"),
     ("mode: per_layer, k: 4}", "mode: per_layer, k: 40}",
      "runs[0].protect: k 40 exceeds score run 'sc' topk 8"),
     ("protect: {run: sc,", "protect: {run: nope,", "runs[0].protect: specs/p2.yaml has no score run 'nope'"),

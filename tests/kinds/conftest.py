@@ -92,8 +92,16 @@ SPECS = {
           - {id: pr, kind: prune, scores: {spec: specs/phase2.yaml, run: sc}, seeds: [1, 2], protocol: smoke,
              methods: [magnitude, grad_x_weight, random], sparsities: [0.3, 0.6], groups: [row, matrix],
              protect: {run: sc, metric: grad_x_weight, mode: per_layer, k: 4, methods: [magnitude, random]}}
+          # Adaptation reads a score run of its own spec (grad_squared weighs the Fisher penalty).
+          - {id: sc5, kind: score, metrics: [grad_x_weight, grad_squared], topk: 8, max_windows: 4, context: 64,
+             seeds: [1, 2]}
+          - {id: ad, kind: adapt, scores: {spec: specs/phase5.yaml, run: sc5}, seeds: [1, 2], protocol: smoke,
+             arms: [full, frozen, fisher, top, random, bottom, lora], fraction: 0.05, steps: 4, batch_size: 2,
+             seq_len: 192, heldout_pairs: 12, lora_rank: 2, fisher_strength: 10.0}
         criteria:
           - {id: adv, hypothesis: H1, kind: prune_advantage, run: pr, a: magnitude, b: random, sparsity: 0.6}
+          - {id: forget, hypothesis: H1, kind: adapt_difference, run: ad, measure: forgetting, a: frozen, b: full,
+             comparator: "<"}
         """),
 }
 

@@ -8,6 +8,7 @@ parts differ in size by at most one document, and the order the pairs arrive in 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -77,4 +78,27 @@ def text_loss(chunks: torch.Tensor) -> LossFn:
     return loss_of
 
 
-__all__ = ["doc_parts", "domain_parts", "domain_split", "pair_loss", "text_loss"]
+def shifted_domain(tokenizer, corpus_dir: Path, seed_plan: Sequence[int], seed: int, *, seq_len: int,
+                   max_pairs: int = 0, heldout_pairs: int = 128) -> tuple[list[Pair], list[Pair]]:
+    """(this seed's training pairs, the held-out pairs), each keeping only pairs that fit in ``seq_len``.
+
+    Training pairs come from the corpus's train split, part ``seed_plan.index(seed)`` of ``len(seed_plan)``
+    document-disjoint parts; held-out pairs are the first ``heldout_pairs`` of the evaluation split's, the same
+    for every seed. A tokenizer without a chat template gets the embedded instruct model's.
+    """
+    from esa.engine.adaptation.measure import fitting_pairs
+    from esa.engine.data.corpus import load_split
+    from esa.engine.data.instruct_pairs import CHAT_TEMPLATE, corpus_pairs
+
+    if getattr(tokenizer, "chat_template", None) is None:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    plan = list(seed_plan)
+    train = corpus_pairs(load_split(corpus_dir, "train"), max_pairs)
+    part = fitting_pairs(tokenizer, domain_split(train, len(plan), plan.index(seed)), seq_len)
+    heldout = fitting_pairs(tokenizer, corpus_pairs(load_split(corpus_dir, "evaluation")), seq_len)[:heldout_pairs]
+    if not part or not heldout:
+        raise ValueError(f"no instruction pair fits in {seq_len} tokens ({len(part)} train, {len(heldout)} held out)")
+    return part, heldout
+
+
+__all__ = ["doc_parts", "domain_parts", "domain_split", "pair_loss", "shifted_domain", "text_loss"]

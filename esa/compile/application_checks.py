@@ -1,4 +1,5 @@
-"""Compile checks of prune runs against the score runs they read (saved scores, a protected selection)."""
+"""Compile checks of the Phase-5 runs (prune, adapt) against the score runs they read: saved scores of the metrics
+they rank by, and a prune run's protected selection."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ def _score_problem(run, target, ref_run: str, source_path: str) -> str | None:
     return None
 
 
-def check_prune_references(spec: Spec, specs: dict[str, Spec]) -> list[SpecError]:
+def check_application_references(spec: Spec, specs: dict[str, Spec]) -> list[SpecError]:
     """The score run exists, scored this model and saves the metrics the methods rank by; the protected set is a
     selection a score run of that spec stores."""
     errors = []
     for run in spec.runs:
-        if run.kind != "prune":
+        if run.kind not in ("prune", "adapt"):
             continue
         source = specs.get(run.scores.spec)
         if source is None:
@@ -30,13 +31,12 @@ def check_prune_references(spec: Spec, specs: dict[str, Spec]) -> list[SpecError
         if problem is None:
             lacking = [m for m in run.saved_metrics() if m not in target.metrics]
             if lacking:
-                problem = (f"score run '{run.scores.run}' does not compute {', '.join(lacking)}, which "
-                           f"{', '.join(m for m in run.methods if m == 'wanda' or m in lacking)} rank by")
+                problem = f"score run '{run.scores.run}' does not compute {', '.join(lacking)}, which {run.needs(lacking)}"
             elif run.saved_metrics() and target.save_scores is False:
-                problem = f"score run '{run.scores.run}' has save_scores: false; the methods read its saved scores"
+                problem = f"score run '{run.scores.run}' has save_scores: false; this run reads its saved scores"
         if problem:
             errors.append(spec.error_at_run(run.id, "scores", problem))
-        if run.protect is None:
+        if getattr(run, "protect", None) is None:
             continue
         ref = run.protect
         chosen = next((r for r in source.runs if r.id == ref.run), None)
