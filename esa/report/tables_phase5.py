@@ -181,6 +181,15 @@ def protection_frame(pruning: pd.DataFrame | None, run_id: str) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
+def protection_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """``protection_frame`` for display: target sparsity and the change as percentages."""
+    return pd.DataFrame([{"arm": r.arm, "group": r.group, "target": _pct(r.sparsity),
+                          "PPL (method alone)": fmt(r.ppl_method), "PPL (critical set kept)": fmt(r.ppl_kept),
+                          "change": DASH if not math.isfinite(r.change) else
+                          f"{'+' if r.change > 0 else '−' if r.change < 0 else ''}{_pct(abs(r.change))}"}
+                         for r in frame.itertuples()])
+
+
 def protection_text(frame: pd.DataFrame, sparsities: Iterable[float]) -> str:
     """One Markdown sentence per protected arm at the named sparsities; empty when the run has none."""
     lines = []
