@@ -64,7 +64,7 @@ def test_page_shows_the_named_sparsities_the_record_and_the_protected_arm(html: 
     assert "At 30%, 50%, 70% sparsity" in html
     assert "69.01%" in html and "68.75% – 69.53%" in html  # row groups at 70%: floor counts per row
     assert "Sparsity reached, every condition" in html and "−0.63 pp" in html  # 10% per row: 6 of 64
-    assert "−11.4% at 70% (PPL 41.2 → 36.5)" in html
+    assert "−11.4% at 70% (PPL 41.2 → 36.5)" in html and "The protected arm at every sparsity" in html
     assert "1 of 2" in html  # random at 70% per matrix diverged on seed 2
 
 
@@ -177,6 +177,9 @@ def test_protected_arm_change_is_the_median_seed_ratio() -> None:
     assert text.startswith("Keeping the critical set while pruning by **magnitude**")
     assert "in row groups −11.4% at 70% (PPL 41.2 → 36.5); in matrix groups −13.9% at 70%" in text
     assert t5.protection_text(frame[frame["arm"] == "none"], [0.7]) == ""
+    shown = cell(t5.protection_table(frame), group="matrix", target="50%")
+    assert (shown["PPL (method alone)"], shown["PPL (critical set kept)"]) == ("31", "28.7")
+    assert shown["change"] == "−7.52%"
 
 
 def test_prune_chart_marks_and_encodings() -> None:
