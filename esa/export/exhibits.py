@@ -16,7 +16,7 @@ import pandas as pd
 
 from esa.report.tables import DASH, as_number, fmt, fmt_ci
 
-PHASES = ("phase1", "phase2", "phase3", "phase4")
+PHASES = ("phase1", "phase2", "phase3", "phase4", "phase5")
 COMPARATORS = {">=": "≥", "<=": "≤", "==": "=", "!=": "≠"}  # as a paper writes them
 
 

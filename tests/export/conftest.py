@@ -11,7 +11,7 @@ DATA = Path(__file__).resolve().parents[1] / "report" / "data"
 
 
 def make_project(phase: str, root: Path) -> Path:
-    """A project root with results/<phase>/ (and specs/ for phases 2 to 4) copied from tests/report/data."""
+    """A project root with results/<phase>/ (and specs/ for phases 2 to 5) copied from tests/report/data."""
     if phase == "phase1":
         (root / "results" / "phase1").mkdir(parents=True)
         for name in ("grades.json", "summary.json"):
@@ -32,7 +32,7 @@ def latex_exports(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from esa.export.writer import export_phase
 
     out = {}
-    for phase in ("phase1", "phase2", "phase3", "phase4"):
+    for phase in ("phase1", "phase2", "phase3", "phase4", "phase5"):
         root = make_project(phase, tmp_path_factory.mktemp(phase))
         out[phase] = export_phase(phase, "latex", root=root, progress=False)
     return out

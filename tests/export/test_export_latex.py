@@ -78,7 +78,7 @@ def check_structure(tex: str) -> None:
             assert len(re.split(r"(?<!\\)&", row)) == len(columns), row
 
 
-@pytest.mark.parametrize("phase", ["phase1", "phase2", "phase3", "phase4"])
+@pytest.mark.parametrize("phase", ["phase1", "phase2", "phase3", "phase4", "phase5"])
 def test_exported_files_are_well_formed(latex_exports: dict, phase: str) -> None:
     written = latex_exports[phase]
     index = written.index.read_text()
@@ -97,7 +97,7 @@ def _engine() -> str | None:
 
 
 @pytest.mark.skipif(_engine() is None, reason="no TeX engine on PATH; structural checks stand")
-@pytest.mark.parametrize("phase", ["phase1", "phase2", "phase3", "phase4"])
+@pytest.mark.parametrize("phase", ["phase1", "phase2", "phase3", "phase4", "phase5"])
 def test_compiles_with_booktabs_amsmath_graphicx_and_fits_the_page(latex_exports: dict, phase: str, tmp_path: Path) -> None:
     folder = tmp_path / "tex"
     shutil.copytree(latex_exports[phase].out, folder)

@@ -80,6 +80,7 @@ def test_phase3_markdown_via_cli(tmp_path: Path, make_project, monkeypatch: pyte
     ("phase2", ["results/phase2/grades.json"], "specs/phase2.yaml"),
     ("phase3", ["specs/phase3.yaml", "specs/phase2.yaml", "results/phase3/grades.json"],
      "results/phase3/analysis.json"),
+    ("phase5", ["specs/phase5.yaml", "results/phase5/grades.json"], "results/phase5/pruning.parquet"),
 ])
 def test_missing_results_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phase: str,
                                             files: list[str], missing: str) -> None:
@@ -100,7 +101,7 @@ def test_unknown_phase_and_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(export_command, ["phase7"])
     assert result.exit_code == 2 and result.stderr.strip() == "error: unknown phase 'phase7' (known: phase1, " \
-                                                              "phase2, phase3, phase4)"
+                                                              "phase2, phase3, phase4, phase5)"
     assert CliRunner().invoke(export_command, ["phase1", "--format", "docx"]).exit_code == 2
 
 

@@ -26,6 +26,7 @@ EXPECTED = {
                 "hotspots"]),
     "phase3": (["hypotheses", "criteria", "perturbed", "conditions", "statistics", "statistics-per-seed",
                 "dose-response", "repeatability-signflip-signflip2"], ["delta-ppl", "dose-response"]),
+    "phase5": (["hypotheses", "criteria", "pruning-pr", "sparsity-pr", "protected-pr"], ["ppl-vs-sparsity-pr"]),
 }
 
 
@@ -92,3 +93,33 @@ def test_criteria_amended_after_lock_say_so() -> None:
     assert "description" not in frame  # no criterion has one
     assert list(frame["lock"]) == ["", "changed after lock"]
     assert list(frame["test"]) == ["≥ 5", "< 2"]  # comparators as a paper writes them
+
+
+def test_phase5_exhibits_are_the_page_frames_and_cover_adapt_runs(tmp_path: Path, make_project,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pruning tables are the page's frames; with an adapt run in the spec (stood in: the fixture spec has
+    none) the adaptation chart, table and loss curves are exported from adaptation.parquet."""
+    from types import SimpleNamespace
+
+    import esa.spec
+    from esa.report import tables_phase5 as tables5
+
+    root = make_project("phase5", tmp_path / "p")
+    spec = esa.spec.load_spec(root / "specs/phase5.yaml")
+    pruning = pd.read_parquet(root / "results/phase5/pruning.parquet")
+    exhibits = build("phase5", root)
+    table = next(t for t in exhibits.tables if t.name == "pruning-pr")
+    expected = tables5.prune_table(tables5.prune_summary(pruning, "pr"), tables5.named_sparsities(spec.criteria, "pr"))
+    pd.testing.assert_frame_equal(table.frame, expected)
+    assert "30%, 50%, 70% sparsity" in table.caption
+
+    with_adapt = SimpleNamespace(runs=[*spec.runs, SimpleNamespace(id="ad", kind="adapt")], criteria=spec.criteria)
+    monkeypatch.setattr(esa.spec, "load_spec", lambda path: with_adapt)
+    exhibits = build("phase5", root)
+    assert [f.name for f in exhibits.figures] == ["ppl-vs-sparsity-pr", "forgetting-gain-ad", "training-loss-ad"]
+    adaptation = next(t for t in exhibits.tables if t.name == "adaptation-ad")
+    summary = tables5.adapt_summary(pd.read_parquet(root / "results/phase5/adaptation.parquet"), "ad")
+    pd.testing.assert_frame_equal(adaptation.frame, tables5.adapt_table(summary))
+    written = write_exhibits(exhibits, tmp_path / "out", "markdown", progress=False)
+    assert {p.stem for p in written.tables} >= {"pruning-pr", "adaptation-ad"}
+    assert {p.name for p in written.figures} >= {"forgetting-gain-ad.svg", "training-loss-ad.png"}

@@ -37,6 +37,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(DATA / "phase2", project, dirs_exist_ok=True)
     shutil.copytree(DATA / "phase3", project, dirs_exist_ok=True)
     shutil.copytree(DATA / "phase4", project, dirs_exist_ok=True)
+    shutil.copytree(DATA / "phase5", project, dirs_exist_ok=True)
     (project / "results/phase1").mkdir(parents=True)
     for name in ("grades.json", "summary.json"):
         shutil.copy(DATA / name, project / "results/phase1" / name)
@@ -86,4 +87,5 @@ def test_every_page_passes_the_chromium_check(site: Path, chromium: str, tmp_pat
     charts = {c.page: c.n_charts for c in checks}
     assert charts["phase1.html"] == 1 and charts["phase2.html"] >= 4 and charts["phase3.html"] >= 2
     assert charts["phase4.html"] == 4  # scaling panels, residuals, group shares, depth profile
+    assert charts["phase5.html"] == 1  # PPL against sparsity (the fixture spec has no adapt run)
     assert charts["index.html"] >= 1
