@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+# The grade stage's small tables that a clone must hold (the pages and the README read them), besides grades.json.
+IN_GIT = ("summary.json", "conditions.parquet", "scaling.parquet", "architecture_layers.parquet", "pruning.parquet",
+          "adaptation.parquet", "adaptation_curves.parquet")
 GITIGNORE_LINES = ("/results/*", "!/results/*/", "/results/*/*", "!/results/*/grades.json",
-                   "!/results/*/summary.json", "!/results/*/conditions.parquet", "!/results/*/scaling.parquet",
-                   "!/results/*/architecture_layers.parquet")
+                   *(f"!/results/*/{name}" for name in IN_GIT))
 
 
 def ignored_paths(root: Path, paths: list[str]) -> list[str]:

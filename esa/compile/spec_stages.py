@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from esa.compile.code_deps import code_deps
+from esa.compile.git_ignored import IN_GIT
 from esa.compile.plan import Plan, StageNode
 from esa.kinds import KINDS, grade_outputs
 from esa.notebook.lock import lock_path
@@ -11,7 +12,6 @@ from esa.spec import Spec
 GRADE_PROGRAM = "stages/grade.py"
 # Grade outputs kept in git (`cache: false`) beside grades.json: small tables of results (eval summaries, the
 # perturbation conditions) that a clean clone shows and the README cites. analysis.json stays in the DVC cache.
-IN_GIT = ("summary.json", "conditions.parquet", "scaling.parquet", "architecture_layers.parquet")
 
 
 def add_spec(plan: Plan, spec: Spec, specs: dict[str, Spec], locked: bool = False) -> None:
