@@ -26,7 +26,8 @@ EXPECTED = {
                 "hotspots"]),
     "phase3": (["hypotheses", "criteria", "perturbed", "conditions", "statistics", "statistics-per-seed",
                 "dose-response", "repeatability-signflip-signflip2"], ["delta-ppl", "dose-response"]),
-    "phase5": (["hypotheses", "criteria", "pruning-pr", "sparsity-pr", "protected-pr"], ["ppl-vs-sparsity-pr"]),
+    "phase5": (["hypotheses", "criteria", "pruning-pr", "sparsity-pr", "protected-pr", "adaptation-ad"],
+               ["ppl-vs-sparsity-pr", "forgetting-gain-ad", "training-loss-ad"]),
 }
 
 
@@ -95,13 +96,11 @@ def test_criteria_amended_after_lock_say_so() -> None:
     assert list(frame["test"]) == ["≥ 5", "< 2"]  # comparators as a paper writes them
 
 
-def test_phase5_exhibits_are_the_page_frames_and_cover_adapt_runs(tmp_path: Path, make_project,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pruning tables are the page's frames; with an adapt run in the spec (stood in: the fixture spec has
-    none) the adaptation chart, table and loss curves are exported from adaptation.parquet."""
-    from types import SimpleNamespace
-
+def test_phase5_exhibits_are_the_page_frames_and_cover_adapt_runs(tmp_path: Path, make_project) -> None:
+    """The pruning tables are the page's frames; the fixture's adapt run exports the adaptation chart, table and
+    loss curves, built from the grade stage's adaptation.parquet and adaptation_curves.parquet."""
     import esa.spec
+    from esa.report import charts_phase5 as charts5
     from esa.report import tables_phase5 as tables5
 
     root = make_project("phase5", tmp_path / "p")
@@ -113,13 +112,16 @@ def test_phase5_exhibits_are_the_page_frames_and_cover_adapt_runs(tmp_path: Path
     pd.testing.assert_frame_equal(table.frame, expected)
     assert "30%, 50%, 70% sparsity" in table.caption
 
-    with_adapt = SimpleNamespace(runs=[*spec.runs, SimpleNamespace(id="ad", kind="adapt")], criteria=spec.criteria)
-    monkeypatch.setattr(esa.spec, "load_spec", lambda path: with_adapt)
-    exhibits = build("phase5", root)
     assert [f.name for f in exhibits.figures] == ["ppl-vs-sparsity-pr", "forgetting-gain-ad", "training-loss-ad"]
-    adaptation = next(t for t in exhibits.tables if t.name == "adaptation-ad")
     summary = tables5.adapt_summary(pd.read_parquet(root / "results/phase5/adaptation.parquet"), "ad")
+    adaptation = next(t for t in exhibits.tables if t.name == "adaptation-ad")
     pd.testing.assert_frame_equal(adaptation.frame, tables5.adapt_table(summary))
+    assert list(adaptation.frame["arm"]) == ["full", "frozen", "fisher", "top", "random", "bottom", "lora"]
+    assert adaptation.frame.set_index("arm").loc["full", "gain [95% CI]"] == "0.599 [0.581, 0.612]"
+    figures = {f.name: f.chart.to_dict() for f in exhibits.figures}
+    assert figures["forgetting-gain-ad"] == charts5.adapt_chart(summary).to_dict()
+    loss = tables5.loss_frame(pd.read_parquet(root / "results/phase5/adaptation_curves.parquet"), "ad")
+    assert figures["training-loss-ad"] == charts5.loss_chart(loss).to_dict() and len(loss) == 7 * 5
     written = write_exhibits(exhibits, tmp_path / "out", "markdown", progress=False)
     assert {p.stem for p in written.tables} >= {"pruning-pr", "adaptation-ad"}
     assert {p.name for p in written.figures} >= {"forgetting-gain-ad.svg", "training-loss-ad.png"}

@@ -87,5 +87,5 @@ def test_every_page_passes_the_chromium_check(site: Path, chromium: str, tmp_pat
     charts = {c.page: c.n_charts for c in checks}
     assert charts["phase1.html"] == 1 and charts["phase2.html"] >= 4 and charts["phase3.html"] >= 2
     assert charts["phase4.html"] == 4  # scaling panels, residuals, group shares, depth profile
-    assert charts["phase5.html"] == 1  # PPL against sparsity (the fixture spec has no adapt run)
+    assert charts["phase5.html"] == 3  # PPL against sparsity; gain against forgetting and training loss
     assert charts["index.html"] >= 1

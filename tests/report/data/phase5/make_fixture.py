@@ -9,9 +9,12 @@ per-document noise (none for magnitude, whose masks are the same for every seed)
 diverges on seed 2. The real grade stage (esa.grading.grade.grade_spec) then writes grades.json, analysis.json
 and pruning.parquet, which are copied here (graded_at and the lock file's path fixed so reruns are identical).
 
-Adaptation: adaptation.parquet and adaptation_curves.parquet are constructed directly from ``ADAPT`` in the
-columns the grade stage of an adapt run writes (the spec here has no adapt run: the page shows no adaptation
-section; the tests read these files to check the section's tables and charts).
+Adaptation: for the adapt run ``ad`` the files its stage would write per seed: conditions.parquet (each arm's NLL
+on the baseline's windows raised by ``forgetting`` nats per token), domain.parquet (held-out instruction pairs, the
+untrained model's NLL as arm "before" and each arm's lowered by ``gain``) and summary.json (trainable count, steps,
+wall time and an exponential loss curve), from ``ADAPT`` with a small per-document noise drawn per seed and arm.
+The same grade stage writes adaptation.parquet and adaptation_curves.parquet from them, and grades the
+adapt_difference criteria.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ DIVERGED = (2, "random", "matrix", 0.7)  # (seed, arm, group, sparsity)
 ADAPT = {"full": (100_000, 0.60, 0.30, 120.0), "frozen": (99_000, 0.58, 0.12, 118.0),
          "fisher": (100_000, 0.55, 0.10, 131.0), "top": (1_000, 0.40, 0.08, 64.0),
          "random": (1_000, 0.25, 0.04, 63.0), "bottom": (1_000, 0.15, 0.02, 63.0), "lora": (4_096, 0.45, 0.06, 71.0)}
-ADAPT_SEEDS, STEPS = (1, 2), 50
+N_PAIR_DOCS, PAIRS_PER_DOC = 10, 3
+PAIR_TOKENS = (24, 40, 56)  # response tokens of each document's pairs (token-weighted means)
 
 
 def effect(arm: str, group: str, sparsity: float) -> float:
@@ -56,14 +60,21 @@ def reached(arm: str, group: str, sparsity: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_prune_inputs(root: Path, spec) -> None:
-    run = spec.run("pr")
+def write_baseline(root: Path, spec) -> pd.DataFrame:
+    """The untrained model's per-window NLL, shared by the prune and the adapt run (same model, data, windows)."""
     rng = np.random.default_rng(5)
     base = pd.DataFrame([{"window_id": f"d{d}:{w}", "doc_id": f"d{d}", "n_tokens": TOKENS,
                           "nll_sum": TOKENS * (3.0 + level)}
                          for d in range(N_DOCS) for w, level in enumerate(rng.normal(0, 0.2, PER_DOC))])
-    (root / run.baseline_dir()).mkdir(parents=True)
-    base.to_parquet(root / run.baseline_dir() / "sequences.parquet", index=False)
+    folder = root / spec.run("pr").baseline_dir()
+    assert folder == root / spec.run("ad").baseline_dir()
+    folder.mkdir(parents=True)
+    base.to_parquet(folder / "sequences.parquet", index=False)
+    return base
+
+
+def write_prune_inputs(root: Path, spec, base: pd.DataFrame) -> None:
+    run = spec.run("pr")
     codes = np.repeat(np.arange(N_DOCS), PER_DOC)
     for seed in run.seeds:
         frames, sparsity = [], []
@@ -85,7 +96,39 @@ def write_prune_inputs(root: Path, spec) -> None:
         pd.concat(sparsity, ignore_index=True).to_parquet(out / "sparsity.parquet", index=False)
 
 
-def grade_prune(out: Path) -> None:
+def loss_curve(gain: float, steps: int) -> list[dict]:
+    return [{"step": step, "loss": 3.0 - gain * (1 - math.exp(-step / 15)), "lr": 3e-4}
+            for step in range(10, steps + 1, 10)]
+
+
+def write_adapt_inputs(root: Path, spec, base: pd.DataFrame) -> None:
+    run = spec.run("ad")
+    rng = np.random.default_rng(7)
+    before = pd.DataFrame([{"window_id": f"p{d}::f{j}::{d * PAIRS_PER_DOC + j}", "doc_id": f"p{d}",
+                            "n_tokens": PAIR_TOKENS[j], "nll_sum": PAIR_TOKENS[j] * (2.2 + level)}
+                           for d in range(N_PAIR_DOCS) for j, level in enumerate(rng.normal(0, 0.3, PAIRS_PER_DOC))])
+    window_docs = pd.factorize(base["doc_id"], sort=True)[0]
+    pair_docs = pd.factorize(before["doc_id"], sort=True)[0]
+    for seed in run.seeds:
+        conditions, domain, arms = [], [before.assign(arm="before")], []
+        for i, arm in enumerate(run.arms):
+            n, gain, forgetting, wall = ADAPT[arm]
+            noise = np.random.default_rng((seed, 100 + i))
+            lost = forgetting + 0.02 * noise.standard_normal(N_DOCS)[window_docs]
+            learned = gain + 0.02 * noise.standard_normal(N_PAIR_DOCS)[pair_docs]
+            conditions.append(base.assign(nll_sum=base["nll_sum"] + base["n_tokens"] * lost, arm=arm))
+            domain.append(before.assign(nll_sum=before["nll_sum"] - before["n_tokens"] * learned, arm=arm))
+            curve = loss_curve(gain, run.steps)
+            arms.append({"arm": arm, "n_trainable": n, "steps": run.steps, "wall_time_s": wall + seed,
+                         "final_train_loss": curve[-1]["loss"], "loss_curve": curve})
+        out = root / f"results/{spec.name}/ad/seed{seed}"
+        out.mkdir(parents=True)
+        pd.concat(conditions, ignore_index=True).to_parquet(out / "conditions.parquet", index=False)
+        pd.concat(domain, ignore_index=True).to_parquet(out / "domain.parquet", index=False)
+        (out / "summary.json").write_text(json.dumps({"seed": seed, "arms": arms}, indent=1))
+
+
+def grade_fixture(out: Path) -> None:
     from esa.grading.grade import grade_spec
     from esa.spec import load_spec
 
@@ -97,42 +140,23 @@ def grade_prune(out: Path) -> None:
         os.chdir(root)  # the spec's source is recorded as written: specs/phase5.yaml
         try:
             spec = load_spec("specs/phase5.yaml")
-            write_prune_inputs(root, spec)
+            base = write_baseline(root, spec)
+            write_prune_inputs(root, spec, base)
+            write_adapt_inputs(root, spec, base)
             grades, path = grade_spec(spec, root)
         finally:
             os.chdir(cwd)
         grades["graded_at"] = "2026-12-02T15:00:00Z"
         grades["lock"]["lock_file"] = "specs/phase5.lock"
         (out / "grades.json").write_text(json.dumps(grades, indent=1) + "\n")
-        for name in ("analysis.json", "pruning.parquet"):
+        for name in ("analysis.json", "pruning.parquet", "adaptation.parquet", "adaptation_curves.parquet"):
             shutil.copy(path.parent / name, out / name)
-
-
-def adaptation() -> tuple[pd.DataFrame, pd.DataFrame]:
-    rows, curves = [], []
-    for seed in ADAPT_SEEDS:
-        rng = np.random.default_rng(seed)
-        for arm, (n, gain, forgetting, wall) in ADAPT.items():
-            g, f = gain + 0.02 * rng.standard_normal(), forgetting + 0.01 * rng.standard_normal()
-            loss = [3.0 - g * (1 - math.exp(-step / 15)) for step in range(0, STEPS + 1, 10)]
-            rows.append({"run": "ad", "seed": seed, "arm": arm, "n_trainable": n, "steps": STEPS,
-                         "forgetting": f, "forgetting_ci_low": f - 0.03, "forgetting_ci_high": f + 0.03,
-                         "gain": g, "gain_ci_low": g - 0.05, "gain_ci_high": g + 0.05, "gain_per_param": g / n,
-                         "ppl_before": 20.0, "ppl_after": 20.0 * math.exp(f), "new_ppl_before": 50.0,
-                         "new_ppl_after": 50.0 * math.exp(-g), "wall_time_s": wall + seed,
-                         "final_train_loss": loss[-1]})
-            curves.extend({"run": "ad", "seed": seed, "arm": arm, "step": step, "loss": value}
-                          for step, value in zip(range(0, STEPS + 1, 10), loss))
-    return pd.DataFrame(rows), pd.DataFrame(curves)
 
 
 def main() -> None:
     out = HERE / "results/phase5"
     out.mkdir(parents=True, exist_ok=True)
-    grade_prune(out)
-    table, curves = adaptation()
-    table.to_parquet(out / "adaptation.parquet", index=False)
-    curves.to_parquet(out / "adaptation_curves.parquet", index=False)
+    grade_fixture(out)
 
 
 if __name__ == "__main__":
