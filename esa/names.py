@@ -46,3 +46,17 @@ def check_implemented(what: str, implemented, listed) -> None:
         missing, extra = sorted(set(listed) - set(implemented)), sorted(set(implemented) - set(listed))
         raise RuntimeError(f"{what}: esa.registry lists {missing or 'nothing'} the engine lacks; the engine has "
                            f"{extra or 'nothing'} esa.registry does not list")
+
+# Pruning methods → the saved score (scores/<metric>.safetensors of a score run) each ranks weights by; None when
+# the score is computed when pruning (magnitude from the weight, random from a seeded generator). Implemented by
+# esa.engine.pruning.masks.
+PRUNING_METHODS: dict[str, str | None] = {
+    "magnitude": None,
+    "wanda": "act_mag",
+    "grad_x_weight": "grad_x_weight",
+    "grad_squared": "grad_squared",
+    "obd": "obd",
+    "random": None,
+}
+# Groups within which a pruning or selection count is exact: each output row (Wanda's comparison) or the matrix.
+PRUNING_GROUPS: tuple[str, ...] = ("row", "matrix")

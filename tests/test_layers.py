@@ -36,3 +36,14 @@ def test_pages_and_exports_never_import_the_engine():
     offenders = {name: sorted(t for t in targets if t.startswith("esa.engine"))
                  for name, targets in graph.items() if name.startswith(("esa.report", "esa.export"))}
     assert not {name: t for name, t in offenders.items() if t}, offenders
+
+
+def test_reading_a_spec_does_not_import_torch():
+    """Specs validate from esa.names alone, so `esa compile`, `esa show` and the pages load specs without torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, esa.spec.loader, esa.spec.all_runs, esa.spec.all_criteria; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]", out.stdout

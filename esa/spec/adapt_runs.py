@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from esa.engine.pruning.masks import GROUPS
+from esa.names import PRUNING_GROUPS as GROUPS
 from esa.spec.names import MetricName
 from esa.spec.prune_runs import SavedScores
 from esa.spec.runs import _RunBase, check_protocol

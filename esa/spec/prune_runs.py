@@ -13,10 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from esa.engine.pruning.masks import GROUPS, METHODS, SAVED_METRIC, check_sparsity
+from esa.names import PRUNING_GROUPS as GROUPS, PRUNING_METHODS as SAVED_METRIC
 from esa.spec.names import MetricName, Mode
 from esa.spec.runs import Ident, _RunBase, check_protocol
 
+METHODS = tuple(SAVED_METRIC)
 Method = Literal[METHODS]
 Group = Literal[GROUPS]
 PROTECTED = "+protected"
@@ -83,7 +84,8 @@ class PruneRun(_RunBase):
     @classmethod
     def _sparsities(cls, value: list[float]) -> list[float]:
         for s in value:
-            check_sparsity(s)
+            if not 0 <= s < 1:
+                raise ValueError(f"sparsity must be a number in [0, 1), got {s!r}")
             if s == 0:
                 raise ValueError("sparsity 0 is the dense baseline, which every run already has")
         if len(set(value)) != len(value):

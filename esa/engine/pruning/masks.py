@@ -15,19 +15,13 @@ from typing import Literal, Sequence
 
 import torch
 
-Group = Literal["row", "matrix"]
-GROUPS: tuple[str, ...] = ("row", "matrix")
+from esa.names import PRUNING_GROUPS, PRUNING_METHODS
 
-# Method → the metric whose saved score file (scores/<metric>.safetensors) ranks the weights; None when the
-# score is computed here (magnitude from the weight, random from a generator).
-SAVED_METRIC: dict[str, str | None] = {
-    "magnitude": None,
-    "wanda": "act_mag",
-    "grad_x_weight": "grad_x_weight",
-    "grad_squared": "grad_squared",
-    "obd": "obd",
-    "random": None,
-}
+Group = Literal["row", "matrix"]
+GROUPS: tuple[str, ...] = PRUNING_GROUPS
+
+# Method → the metric whose saved score file (scores/<metric>.safetensors) ranks the weights (esa.names).
+SAVED_METRIC: dict[str, str | None] = PRUNING_METHODS
 METHODS: tuple[str, ...] = tuple(SAVED_METRIC)
 
 
