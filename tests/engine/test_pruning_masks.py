@@ -154,7 +154,17 @@ def test_protect_refuses_a_group_with_too_few_unprotected():
     with pytest.raises(ValueError, match="unprotected"):
         protect(score, 0.75, "row", [(0, 0), (0, 1)])
     with pytest.raises(ValueError, match="outside"):
-        protect(score, 0.5, "row", [(1, 0)])
+        protect(score, 0.75, "row", [(1, 0)])
+
+
+def test_a_capped_short_group_prunes_every_unprotected_weight_and_only_those():
+    # Row 0: 3 of 4 to prune but 2 protected → only the 2 unprotected go; row 1 keeps its exact count of 3.
+    score = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]])
+    shield = torch.tensor([[True, True, False, False], [False, False, False, True]])
+    mask = prune_mask(score, 0.75, "row", shield, short="cap")
+    assert mask.tolist() == [[False, False, True, True], [True, True, True, False]]
+    with pytest.raises(ValueError, match="2 unprotected weights, fewer than the 3"):
+        prune_mask(score, 0.75, "row", shield)
 
 
 def sorted_mask(score, sparsity, group):

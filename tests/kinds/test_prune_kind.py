@@ -65,6 +65,7 @@ def test_achieved_sparsity_is_the_exact_count_per_row_or_matrix(pruned_run, ref_
         part = table[(table["arm"] == condition["arm"]) & (table["group"] == condition["group"])
                      & (table["sparsity"] == condition["sparsity"])]
         assert condition["n_pruned"] == part["zeros"].sum() and condition["n_scored"] == part["n"].sum()
+        assert condition["n_target"] == condition["n_pruned"] and condition["shortfall"] == 0
 
 
 def test_magnitude_per_row_is_the_evaluation_redone_by_hand(kinds_project, pruned_run, ref_tiny):

@@ -58,6 +58,20 @@ def protected_positions(topk: pd.DataFrame, *, metric: str, mode: str, k: int | 
     return out
 
 
+def _target_count(model: torch.nn.Module, condition: Condition) -> int:
+    """Weights the condition should prune: the exact count of every group of every scored matrix. A protected arm
+    falls short of it only where a group holds more protected weights than it may keep (``short="cap"``)."""
+    from esa.engine.models.targets import scored_parameters
+    from esa.engine.pruning.masks import pruned_count
+
+    total = 0
+    for target in scored_parameters(model):
+        rows, cols = target.shape
+        total += rows * pruned_count(condition.sparsity, cols) if condition.group == "row" else \
+            pruned_count(condition.sparsity, rows * cols)
+    return total
+
+
 @dataclass
 class ConditionResults:
     frames: list[pd.DataFrame] = field(default_factory=list)  # per-window NLL, one frame per condition
@@ -89,7 +103,7 @@ def run_conditions(model: torch.nn.Module, todo: Sequence[Condition], *,
         start = time.perf_counter()
         masks = model_masks(model, condition.method, condition.sparsity, condition.group,
                             saved_scores=loaded.get(metric), seed=seed,
-                            protected=protected if condition.protected else None)
+                            protected=protected if condition.protected else None, short="cap")
         masked_at = time.perf_counter()
         with pruned(model, masks, reference=reference) as pruning:
             applied_at = time.perf_counter()
@@ -103,13 +117,16 @@ def run_conditions(model: torch.nn.Module, todo: Sequence[Condition], *,
         results.frames.append(frame.assign(**condition.labels(), diverged=diverged))
         results.sparsity.append(reached.assign(**condition.labels()))
         total = int(reached["n"].sum())
-        summary = {**condition.labels(), "n_pruned": pruning.n_pruned, "n_scored": total,
+        target = _target_count(model, condition)
+        summary = {**condition.labels(), "n_pruned": pruning.n_pruned, "n_target": target,
+                   "shortfall": target - pruning.n_pruned, "n_scored": total,
                    "achieved": float(reached["zeros"].sum() / total),
                    "min_matrix": float(reached["fraction"].min()), "max_matrix": float(reached["fraction"].max()),
                    "status": "diverged" if diverged else "ok"}
         results.summary.append(summary)
+        short = f" ({summary['shortfall']} fewer than the count: protected weights kept)" if summary["shortfall"] else ""
         report(f"prune {condition.arm} {condition.group} {condition.sparsity:g}: "
-               f"{summary['achieved']:.3f} of scored weights zero, {summary['status']}")
+               f"{summary['achieved']:.3f} of scored weights zero{short}, {summary['status']}")
     return results
 
 

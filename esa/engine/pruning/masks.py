@@ -18,6 +18,7 @@ import torch
 from esa.names import PRUNING_GROUPS, PRUNING_METHODS
 
 Group = Literal["row", "matrix"]
+Short = Literal["refuse", "cap"]  # a group with fewer unprotected weights than its count: refuse, or prune them all
 GROUPS: tuple[str, ...] = PRUNING_GROUPS
 
 # Method → the metric whose saved score file (scores/<metric>.safetensors) ranks the weights (esa.names).
@@ -56,13 +57,14 @@ def _prune_order(score: torch.Tensor, protected: torch.Tensor | None) -> torch.T
 
 
 def prune_mask(score: torch.Tensor, sparsity: float, group: Group,
-               protected: torch.Tensor | None = None) -> torch.Tensor:
+               protected: torch.Tensor | None = None, short: Short = "refuse") -> torch.Tensor:
     """Bool mask (True = prune) of the floor(sparsity · n) lowest-score weights of each group of ``score``.
 
     ``group``: "row" compares within each row (n = columns; Wanda's per-output comparison for an
     ``nn.Linear`` weight), "matrix" within the whole matrix (n = rows · columns). ``protected``: a bool tensor
     shaped like ``score`` of weights never pruned; the next-lowest weights are pruned instead, so the counts
-    stay exact, and a group with too few unprotected weights is refused.
+    stay exact. A group with fewer unprotected weights than the count is refused (``short="refuse"``), or pruned
+    of every unprotected weight (``short="cap"``: the protected set wins, and that group ends below the sparsity).
     """
     if score.dim() != 2:
         raise ValueError(f"score must be a 2-D matrix, got shape {tuple(score.shape)}")
@@ -79,7 +81,7 @@ def prune_mask(score: torch.Tensor, sparsity: float, group: Group,
     k = pruned_count(sparsity, grouped.shape[1])
     if shield is not None:
         free = (~shield).sum(dim=1)
-        if bool((free < k).any()):
+        if short == "refuse" and bool((free < k).any()):
             raise ValueError(f"a {group} group has {int(free.min())} unprotected weights, fewer than the {k} "
                              f"to prune")
     if k and shield is None and not bool(torch.isnan(grouped).any()):
@@ -87,6 +89,8 @@ def prune_mask(score: torch.Tensor, sparsity: float, group: Group,
     mask = torch.zeros(grouped.shape, dtype=torch.bool, device=score.device)
     if k:
         mask.scatter_(1, _prune_order(grouped, shield)[:, :k], True)
+        if shield is not None:
+            mask &= ~shield  # protected weights sort last, so only a short group (short="cap") reaches them
     return mask.reshape(rows, cols)
 
 

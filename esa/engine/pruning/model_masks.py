@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import torch
 
 from esa.engine.models.targets import Target, scored_parameters
-from esa.engine.pruning.masks import SAVED_METRIC, Group, protected_mask, prune_mask, scores_for
+from esa.engine.pruning.masks import SAVED_METRIC, Group, Short, protected_mask, prune_mask, scores_for
 
 Positions = Sequence[tuple[int, int]]
 
@@ -36,11 +36,12 @@ def _saved_for(target: Target, saved_scores: Mapping[str, torch.Tensor], method:
 
 def model_masks(model: torch.nn.Module, method: str, sparsity: float, group: Group,
                 saved_scores: Mapping[str, torch.Tensor] | None = None, seed: int = 0,
-                protected: Mapping[str, Positions] | None = None) -> dict[str, torch.Tensor]:
+                protected: Mapping[str, Positions] | None = None, short: Short = "refuse") -> dict[str, torch.Tensor]:
     """Bool mask (True = prune) of every scored matrix of ``model``, keyed by ``Target.key``.
 
     ``saved_scores``: parameter name → parameter-shaped score (``load_saved_scores``), for the methods that
-    rank by a saved score. ``protected``: target key → (row, col) positions never pruned (``prune_mask``).
+    rank by a saved score. ``protected``: target key → (row, col) positions never pruned; ``short``: what a group
+    with too few unprotected weights does (``prune_mask``).
     """
     if method not in SAVED_METRIC:
         raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(SAVED_METRIC)}")
@@ -59,7 +60,7 @@ def model_masks(model: torch.nn.Module, method: str, sparsity: float, group: Gro
         shield = None
         if protected and target.key in protected:
             shield = protected_mask(target.shape, protected[target.key], score.device)
-        masks[target.key] = prune_mask(score, sparsity, group, shield)
+        masks[target.key] = prune_mask(score, sparsity, group, shield, short)
     return masks
 
 
