@@ -35,7 +35,9 @@ def _first(table: pd.DataFrame, column: str) -> int | None:
     return int(table[column].iloc[0]) if column in table and table[column].notna().any() else None
 
 
-def _load(spec: Spec, run, root: Path) -> tuple[pd.DataFrame | None, dict[int, pd.DataFrame], list[str]]:
+def load_run_tables(spec: Spec, run, root: Path) -> tuple[pd.DataFrame | None, dict[int, pd.DataFrame], list[str]]:
+    """The shared baseline's per-window table and each seed's conditions.parquet, and the files that are missing
+    (the baseline is None then). Any run kind evaluated on the shared baseline writes its seeds' tables so."""
     base_path = root / run.baseline_dir() / "sequences.parquet"
     missing = [] if base_path.exists() else [str(base_path.relative_to(root))]
     frames = {}
@@ -93,7 +95,7 @@ def _effects(rows: list[dict], data: RunData, levels: list[float]) -> list[dict]
 
 
 def analyze_run(spec: Spec, run, root: Path, n_boot: int = N_BOOT) -> tuple[dict, RunData | None]:
-    base, frames, missing = _load(spec, run, root)
+    base, frames, missing = load_run_tables(spec, run, root)
     if missing:
         return {"missing": missing}, None
     tables = {(seed, float(level), str(target)): t.reset_index(drop=True) for seed, frame in frames.items()

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from esa.analysis.paired import align, cluster_boot, percentile_ci
+from esa.grading.perturb_analysis import load_run_tables
 from esa.spec import Spec
 from esa.spec.prune_runs import DENSE
 
@@ -24,19 +25,6 @@ KEY = ["arm", "group", "sparsity"]
 
 def _label(arm: str, group: str, sparsity: float) -> str:
     return f"{arm}|{group}|{sparsity:g}"
-
-
-def _load(spec: Spec, run, root: Path) -> tuple[pd.DataFrame | None, dict[int, pd.DataFrame], list[str]]:
-    base = root / run.baseline_dir() / "sequences.parquet"
-    missing = [] if base.exists() else [str(base.relative_to(root))]
-    frames = {}
-    for seed in run.seeds:
-        path = root / f"results/{spec.name}/{run.id}/seed{seed}/conditions.parquet"
-        if path.exists():
-            frames[seed] = pd.read_parquet(path)
-        else:
-            missing.append(str(path.relative_to(root)))
-    return (None if missing else pd.read_parquet(base)), frames, missing
 
 
 def _achieved(spec: Spec, run, root: Path, seed: int) -> pd.DataFrame | None:
@@ -108,7 +96,7 @@ def ratio_entry(draws: SeedDraws, a: str, b: str, seed: int) -> dict:
 
 
 def analyze_prune_run(spec: Spec, run, root: Path, n_boot: int = N_BOOT) -> tuple[dict, list[dict]]:
-    baseline, frames, missing = _load(spec, run, root)
+    baseline, frames, missing = load_run_tables(spec, run, root)
     if missing:
         return {"missing": missing}, []
     rows, ratios = [], {}

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from esa.compile.code_deps import code_deps
 from esa.compile.plan import Plan, StageNode
-from esa.compile.references import score_run_of
-from esa.compile.shared import add_corpus, add_model, results_dir
+from esa.compile.shared import results_dir
 from esa.grading import adapt_criteria
 from esa.grading.adapt_analysis import analyze_adapt_runs
 from esa.kinds.base import RunKind
-from esa.kinds.perturb import add_baseline
-from esa.kinds.prune import paired_seeds
+from esa.kinds.saved_scores import saved_score_inputs
 from esa.spec import Spec
 from esa.spec.adapt_runs import AdaptRun
 
@@ -20,31 +18,21 @@ PROGRAM = "stages/adapt.py"
 
 def build_adapt(plan: Plan, spec: Spec, run: AdaptRun, specs: dict[str, Spec]) -> list[str]:
     """One stage per seed: seed i reads scoring seed i's saved scores and trains on part i of the pairs."""
-    source = specs[run.scores.spec]
-    score_run = score_run_of(source, run)
-    baseline = add_baseline(plan, spec, run)
-    model_location, model_deps = add_model(plan, run.model)
-    data = add_corpus(plan, run.data, spec)
-    key = f"{spec.name}.{run.id}"
-    score_seeds = paired_seeds(run.seeds, score_run.seeds)
-    params = {"model": model_location, "model_name": run.model, **run.load_settings(), "data": data,
-              **run.resolved(), "scores": run.scores.model_dump(), "score_seeds": score_seeds}
-    evidence = [f"{baseline}/sequences.parquet"]
-    for seed, score_seed in zip(run.seeds, score_seeds):
-        scores = f"{results_dir(source, score_run.id)}/seed{score_seed}"
+    shared = saved_score_inputs(plan, spec, run, specs)
+    evidence = [f"{shared.baseline}/sequences.parquet"]
+    for seed, score_seed in zip(run.seeds, shared.params["score_seeds"]):
+        scores = shared.score_folder(score_seed)
         out = f"{results_dir(spec, run.id)}/seed{seed}"
-        inputs = [data, *model_deps, f"{baseline}/sequences.parquet"]
-        if run.saved_metrics():
-            inputs.append(f"{scores}/scores")
         plan.add(StageNode(
             name=f"adapt.{spec.name}/{run.id}/seed{seed}",
-            cmd=(f"python {PROGRAM} --key {key} --seed {seed} --scores {scores} --baseline {baseline} "
+            cmd=(f"python {PROGRAM} --key {shared.key} --seed {seed} --scores {scores} --baseline {shared.baseline} "
                  f"--spec {spec.source} --out {out}"),
-            deps=(*code_deps(PROGRAM, root=plan.root), *inputs),
-            params=(key,),
+            deps=(*code_deps(PROGRAM, root=plan.root), *shared.inputs,
+                  *([f"{scores}/scores"] if run.saved_metrics() else [])),
+            params=(shared.key,),
             outs=(f"{out}/conditions.parquet", f"{out}/domain.parquet", f"{out}/summary.json",
                   f"{out}/manifest.json"),
-        ), {key: params})
+        ), {shared.key: shared.params})
         evidence.extend(f"{out}/{name}" for name in ("conditions.parquet", "domain.parquet", "summary.json"))
     return evidence
 

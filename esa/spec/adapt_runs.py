@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from esa.names import PRUNING_GROUPS as GROUPS
 from esa.spec.names import MetricName
-from esa.spec.prune_runs import SavedScores
+from esa.spec.prune_runs import SavedScores, SharedBaseline
 from esa.spec.runs import _RunBase, check_protocol
 
 ARMS = ("full", "frozen", "fisher", "top", "random", "bottom", "lora")
@@ -25,7 +25,7 @@ Arm = Literal[ARMS]
 RANKED = ("frozen", "fisher", "top", "bottom")  # arms that need the saved metric
 
 
-class AdaptRun(_RunBase):
+class AdaptRun(SharedBaseline, _RunBase):
     """Train each arm from the same start for the same steps on seed i's part of the instruction pairs (parts are
     document-disjoint), then measure forgetting and gain against the untrained model on fixed held-out data."""
 
@@ -74,21 +74,6 @@ class AdaptRun(_RunBase):
         users = [a for a in self.arms if (a in RANKED and self.metric in metrics)
                  or (a == "fisher" and "grad_squared" in metrics)]
         return f"the {', '.join(users)} arm{'s' if len(users) > 1 else ''} need{'s' if len(users) == 1 else ''}"
-
-    def baseline_dir(self) -> str:
-        from esa.spec.runs import PerturbRun
-
-        return PerturbRun.baseline_dir(self)
-
-    def model_slug(self) -> str:
-        from esa.spec.runs import PerturbRun
-
-        return PerturbRun.model_slug(self)
-
-    def evaluation(self) -> dict[str, Any]:
-        from esa.spec.runs import PerturbRun
-
-        return PerturbRun.evaluation(self)
 
     def resolved(self) -> dict[str, Any]:
         data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "scores",

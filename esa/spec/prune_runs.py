@@ -45,6 +45,26 @@ class Protected(BaseModel):
     methods: list[Method] = Field(["magnitude"], min_length=1, description="methods also run with the set kept")
 
 
+class SharedBaseline:
+    """Runs evaluated on the perturb kind's shared baseline (same fields, same folder): one unpruned, untrained
+    evaluation per model, data, protocol and fold, whatever reads it."""
+
+    def baseline_dir(self) -> str:
+        from esa.spec.runs import PerturbRun
+
+        return PerturbRun.baseline_dir(self)
+
+    def model_slug(self) -> str:
+        from esa.spec.runs import PerturbRun
+
+        return PerturbRun.model_slug(self)
+
+    def evaluation(self) -> dict[str, Any]:
+        from esa.spec.runs import PerturbRun
+
+        return PerturbRun.evaluation(self)
+
+
 def arm_name(method: str, protected: bool) -> str:
     return method + (PROTECTED if protected else "")
 
@@ -58,7 +78,7 @@ def parse_arm(arm: str) -> tuple[str, bool]:
     return method, protected
 
 
-class PruneRun(_RunBase):
+class PruneRun(SharedBaseline, _RunBase):
     """Prune every scored matrix to each sparsity with each method; evaluate on the shared baseline's windows.
 
     Seed i reads the saved scores of scoring seed i (so seeds resample the calibration data) and draws its own
@@ -121,23 +141,6 @@ class PruneRun(_RunBase):
     def arms(self) -> list[str]:
         protected = self.protect.methods if self.protect is not None else []
         return [*self.methods, *(arm_name(m, True) for m in protected)]
-
-    # The shared baseline is the perturb kind's (same fields, same folder): one unpruned evaluation per model,
-    # data, protocol and fold, whatever reads it.
-    def baseline_dir(self) -> str:
-        from esa.spec.runs import PerturbRun
-
-        return PerturbRun.baseline_dir(self)
-
-    def model_slug(self) -> str:
-        from esa.spec.runs import PerturbRun
-
-        return PerturbRun.model_slug(self)
-
-    def evaluation(self) -> dict[str, Any]:
-        from esa.spec.runs import PerturbRun
-
-        return PerturbRun.evaluation(self)
 
     def resolved(self) -> dict[str, Any]:
         data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "scores", "protect",
