@@ -18,15 +18,15 @@ class _PruneCriterion(_CriterionBase):
 class PruneAdvantage(_PruneCriterion):
     """PPL(arm a) / PPL(arm b) at one sparsity and comparison group, on the same held-out windows: the median over
     seeds, graded on the envelope of the seeds' paired cluster-bootstrap CIs (documents resampled). With the
-    default ``<= 1``: a passes when its whole CI lies at or below b's PPL. ``b: dense`` compares with the unpruned
-    model (how much of its quality the arm keeps)."""
+    default ``< 1``: a passes when its whole CI lies below b's PPL; two arms that prune the same weights (a ratio
+    of exactly 1) fail. ``b: dense`` compares with the unpruned model (how much of its quality the arm keeps)."""
 
     kind: Literal["prune_advantage"]
     a: str = Field(description="arm: a method (magnitude, wanda, …) or '<method>+protected'")
     b: str = Field(description="the arm a is compared with, or 'dense' (the unpruned model)")
     sparsity: float = Field(gt=0, lt=1)
     group: Group = "row"
-    comparator: Comparator = "<="
+    comparator: Comparator = "<"
     threshold: float = Field(1.0, gt=0)
 
     @field_validator("a", "b")
