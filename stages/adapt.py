@@ -15,6 +15,7 @@ metrics) and manifest.json.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def read_params(key: str, path, scores: Path, baseline: Path) -> dict:
     missing = [k for k in REQUIRED if k not in params]
     if missing:
         raise KeyError(f"params at '{key}' lack {', '.join(missing)}")
+    if "lora" in params["arms"] and importlib.util.find_spec("peft") is None:
+        raise KeyError("the lora arm needs peft (pip install peft)")
     ranked = any(a in ("frozen", "fisher", "top", "bottom") for a in params["arms"])
     needed = [baseline / "sequences.parquet"]
     needed += [scores / "scores" / f"{m}.safetensors" for m in
