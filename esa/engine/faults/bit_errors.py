@@ -15,10 +15,10 @@ from typing import Iterator, Mapping
 
 import torch
 
+from esa.engine.faults.storage import WIDTH, WORD_DTYPE, StoredWeights
 from esa.engine.models.targets import Target, scored_parameters
-from esa.engine.perturbation.bitflip import bit_width, int_view_dtype
-from esa.engine.perturbation.checksum import checksum, verify_restored
-from esa.engine.perturbation.saved import RestoresSaved, Saved, raw_bits
+from esa.engine.perturbation.checksum import RestoreError, checksum, verify_restored
+from esa.engine.perturbation.saved import raw_bits
 
 
 @dataclass(frozen=True)
@@ -62,18 +62,19 @@ def _distinct(total: int, count: int, generator: torch.Generator) -> torch.Tenso
     return chosen
 
 
-def draw_bit_errors(model: torch.nn.Module, rate: float, generator: torch.Generator,
+def draw_bit_errors(model: torch.nn.Module | StoredWeights, rate: float, generator: torch.Generator,
                     exempt: Mapping[str, torch.Tensor] | None = None) -> BitErrorDraw:
     """Random bit errors over the scored matrices' stored bits at ``rate`` per bit; ``exempt``: target key → bool
     mask of weights none of whose bits may flip."""
     if not 0 <= rate <= 1:
         raise ValueError(f"rate must be in [0, 1], got {rate!r}")
-    targets = scored_parameters(model)
+    stored = model if isinstance(model, StoredWeights) else native(model)
+    targets = list(stored.targets.values())
     unknown = sorted(set(exempt or {}) - {t.key for t in targets})
     if unknown:
         raise KeyError(f"exempt masks name matrices that are not scored: {', '.join(unknown[:5])}")
     eligible = [(t, _eligible(t, exempt)) for t in targets]
-    widths = [bit_width(t.parameter.dtype) for t, _ in eligible]
+    widths = [stored.width] * len(eligible)
     sizes = [(t.numel if e is None else int(e.numel())) * w for (t, e), w in zip(eligible, widths)]
     total = sum(sizes)
     count = int(torch.binomial(torch.tensor(float(total)), torch.tensor(float(rate)), generator=generator)) \
@@ -92,57 +93,79 @@ def draw_bit_errors(model: torch.nn.Module, rate: float, generator: torch.Genera
 
 
 @dataclass
-class BitErrors(RestoresSaved):
-    """Bit errors applied in place; ``restore()`` writes every touched weight's original bits back."""
+class BitErrors:
+    """Bit errors applied to the stored words; ``restore()`` writes every touched word's original value back."""
 
-    saved: list[Saved] = field(repr=False)
+    stored: StoredWeights = field(repr=False)
+    saved: list[tuple[str, torch.Tensor, torch.Tensor]] = field(repr=False)  # (key, parameter flat index, old words)
     n_flips: int
     n_weights: int
     restored: bool = False
 
-    touched_word = "bit-flipped"
+    def restore(self) -> None:
+        if self.restored:
+            raise RestoreError("bit errors already restored")
+        for key, index, old in reversed(self.saved):
+            self.stored.write(key, index, old)
+            if not torch.equal(self.stored.read(key, index), old):
+                raise RestoreError(f"{key}: bit-flipped words differ after restore")
+        self.restored = True
 
 
-def _xor_masks(bits: torch.Tensor, inverse: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:
-    """One XOR mask per distinct weight: the OR of its (distinct) flipped bits, in the signed integer view."""
-    width = bit_width(dtype)
+def _xor_masks(bits: torch.Tensor, inverse: torch.Tensor, n: int, fmt: str) -> torch.Tensor:
+    """One XOR mask per distinct weight: the OR of its (distinct) flipped bits, in the format's word dtype."""
+    width = WIDTH[fmt]
     summed = torch.zeros(n, dtype=torch.int64).scatter_add_(0, inverse, torch.ones_like(bits) << bits)
     if width < 64:
         summed = torch.where(summed >= (1 << (width - 1)), summed - (1 << width), summed)  # top bit → negative
-    return summed.to(int_view_dtype(dtype))
+    return summed.to(WORD_DTYPE[fmt])
 
 
-def apply_bit_errors(model: torch.nn.Module, draw: BitErrorDraw) -> BitErrors:
-    """Flip the drawn bits in place, saving each touched weight's raw bits once."""
-    targets = {t.key: t for t in scored_parameters(model)}
+def apply_bit_errors(stored: StoredWeights | torch.nn.Module, draw: BitErrorDraw) -> BitErrors:
+    """Flip the drawn bits of the stored words in place (a model: its own dtype's bits), saving each touched word
+    once."""
+    if isinstance(stored, torch.nn.Module):
+        stored = native(stored)
     saved = []
     n_weights = 0
-    with torch.no_grad():
-        for key, (index, bits) in draw.flips.items():
-            param = targets[key].parameter
-            unique, inverse = torch.unique(index, return_inverse=True)
-            raw = raw_bits(param)
-            where = unique.to(raw.device)
-            old = raw.index_select(0, where).clone()
-            saved.append(Saved(targets[key].name, param, where, old))
-            mask = _xor_masks(bits, inverse, unique.numel(), param.dtype).to(raw.device)
-            raw.index_copy_(0, where, torch.bitwise_xor(old, mask))
-            n_weights += unique.numel()
-    return BitErrors(saved, draw.n_flips, n_weights)
+    for key, (index, bits) in draw.flips.items():
+        if int(bits.max()) >= stored.width:
+            raise ValueError(f"{key}: bit {int(bits.max())} does not exist in a {stored.width}-bit {stored.format} "
+                             "word")
+        unique, inverse = torch.unique(index, return_inverse=True)
+        old = stored.read(key, unique)
+        saved.append((key, unique, old))
+        mask = _xor_masks(bits, inverse, unique.numel(), stored.format).to(old.device)
+        stored.write(key, unique, torch.bitwise_xor(old, mask))
+        n_weights += unique.numel()
+    return BitErrors(stored, saved, draw.n_flips, n_weights)
+
+
+def native(model: torch.nn.Module) -> StoredWeights:
+    """The model's scored matrices as stored words of their own dtype (fp32 or bf16), with no copy and no change."""
+    targets = scored_parameters(model)
+    dtypes = {t.parameter.dtype for t in targets}
+    fmt = {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(next(iter(dtypes))) if len(dtypes) == 1 else None
+    if fmt is None:
+        raise TypeError(f"bit errors in place need one float32 or bfloat16 dtype, not {sorted(map(str, dtypes))}")
+    words = {t.key: raw_bits(t.parameter)[t.flat_offset: t.flat_offset + t.numel] for t in targets}
+    return StoredWeights(fmt, {t.key: t for t in targets}, words, {}, in_place=True)
 
 
 @contextmanager
-def bit_errors(model: torch.nn.Module, draw: BitErrorDraw) -> Iterator[BitErrors]:
-    """Apply on entry; on every exit restore and prove it by checksum of the touched tensors."""
-    names = sorted({n for n in (t.name for t in scored_parameters(model) if t.key in draw.flips)})
-    before = checksum(model, names) if names else None
-    errors = apply_bit_errors(model, draw)
+def bit_errors(stored: StoredWeights | torch.nn.Module, draw: BitErrorDraw) -> Iterator[BitErrors]:
+    """Apply on entry; on every exit restore and prove it by checksum of the touched parameters."""
+    if isinstance(stored, torch.nn.Module):
+        stored = native(stored)
+    touched = {stored.targets[key].name: stored.targets[key].parameter.detach() for key in draw.flips}
+    before = checksum(touched) if touched else None
+    errors = apply_bit_errors(stored, draw)
     try:
         yield errors
     finally:
         errors.restore()
         if before is not None:
-            verify_restored(before, model)
+            verify_restored(before, touched)
 
 
-__all__ = ["BitErrorDraw", "BitErrors", "apply_bit_errors", "bit_errors", "draw_bit_errors"]
+__all__ = ["BitErrorDraw", "BitErrors", "apply_bit_errors", "bit_errors", "draw_bit_errors", "native"]
