@@ -1,4 +1,4 @@
-"""Compile checks of the Phase-5 runs (prune, adapt) against the score runs they read: saved scores of the metrics
+"""Compile checks of the Phase-5 runs (prune, adapt, faults) against the score runs they read: saved scores of the metrics
 they rank by, and a prune run's protected selection."""
 
 from __future__ import annotations
@@ -36,17 +36,35 @@ def check_application_references(spec: Spec, specs: dict[str, Spec]) -> list[Spe
                 problem = f"score run '{run.scores.run}' has save_scores: false; this run reads its saved scores"
         if problem:
             errors.append(spec.error_at_run(run.id, "scores", problem))
-        if getattr(run, "protect", None) is None:
+        if getattr(run, "protect", None) is not None:
+            problem = _selection_problem(run, source, run.protect, run.scores.spec)
+            if problem:
+                errors.append(spec.error_at_run(run.id, "protect", problem))
+    return errors
+
+
+def _selection_problem(run, source: Spec, ref, source_path: str) -> str | None:
+    """A stored selection (run, metric, mode, k) that a score run of ``source`` makes for this run's model."""
+    chosen = next((r for r in source.runs if r.id == ref.run), None)
+    problem = _score_problem(run, chosen, ref.run, source_path)
+    if problem is None and ref.metric not in chosen.metrics:
+        problem = f"score run '{ref.run}' does not compute {ref.metric}"
+    elif problem is None and ref.mode not in chosen.modes:
+        problem = f"score run '{ref.run}' does not select in {ref.mode} mode"
+    elif problem is None and ref.k is not None and ref.k > chosen.topk:
+        problem = f"k {ref.k} exceeds score run '{ref.run}' topk {chosen.topk}"
+    return problem
+
+
+def check_critical_sets(spec: Spec, specs: dict[str, Spec]) -> list[SpecError]:
+    """A faults run's critical set is a selection that a score run of its spec stores for this model."""
+    errors = []
+    for run in spec.runs:
+        if run.kind != "faults":
             continue
-        ref = run.protect
-        chosen = next((r for r in source.runs if r.id == ref.run), None)
-        problem = _score_problem(run, chosen, ref.run, run.scores.spec)
-        if problem is None and ref.metric not in chosen.metrics:
-            problem = f"score run '{ref.run}' does not compute {ref.metric}"
-        elif problem is None and ref.mode not in chosen.modes:
-            problem = f"score run '{ref.run}' does not select in {ref.mode} mode"
-        elif problem is None and ref.k is not None and ref.k > chosen.topk:
-            problem = f"k {ref.k} exceeds score run '{ref.run}' topk {chosen.topk}"
+        source = specs.get(run.critical.spec)
+        problem = f"no spec at {run.critical.spec}" if source is None else \
+            _selection_problem(run, source, run.critical, run.critical.spec)
         if problem:
-            errors.append(spec.error_at_run(run.id, "protect", problem))
+            errors.append(spec.error_at_run(run.id, "critical", problem))
     return errors

@@ -15,7 +15,7 @@ from esa.compile.spec_stages import add_spec
 from esa.compile.staleness import same_content
 from esa.notebook.lock import lock_path
 from esa.compile.plan import Plan, PlanError
-from esa.compile.application_checks import check_application_references
+from esa.compile.application_checks import check_application_references, check_critical_sets
 from esa.compile.references import check_references, referenced_specs
 from esa.spec import Spec, SpecError, SpecErrors, load_spec
 
@@ -97,6 +97,7 @@ def load_specs(sources: list[str], root: Path) -> dict[str, Spec]:
         raise SpecErrors([clash])
     cross = [error for spec in specs.values() for error in check_references(spec, specs)]
     cross.extend(error for spec in specs.values() for error in check_application_references(spec, specs))
+    cross.extend(error for spec in specs.values() for error in check_critical_sets(spec, specs))
     cross.extend(check_own_corpora(specs, root))
     for spec in specs.values():
         found, spec._warnings = check_criteria(spec)

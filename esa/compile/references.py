@@ -6,10 +6,13 @@ from esa.spec import Spec, SpecError
 
 
 REFERRING_KINDS = ("perturb", "prune", "adapt")  # runs whose `scores:` names a score run of another (or the same) spec
+CRITICAL_SET_KINDS = ("faults",)  # runs whose `critical:` names a score run's stored selection
 
 
 def referenced_specs(spec: Spec) -> list[str]:
-    return sorted({run.scores.spec for run in spec.runs if run.kind in REFERRING_KINDS})
+    paths = {run.scores.spec for run in spec.runs if run.kind in REFERRING_KINDS}
+    paths |= {run.critical.spec for run in spec.runs if run.kind in CRITICAL_SET_KINDS}
+    return sorted(paths)
 
 
 def score_run_of(source: Spec, run):

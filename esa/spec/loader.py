@@ -12,6 +12,7 @@ from esa.spec.comparison_checks import check_effect_difference
 from esa.spec.errors import SpecError, SpecErrors
 from esa.spec.models import Spec
 from esa.spec.adapt_criteria import check_adapt_criterion
+from esa.spec.fault_criteria import check_fault_criterion
 from esa.spec.prune_criteria import check_prune_criterion
 from esa.spec.all_runs import fields_by_kind
 from esa.spec.sweeps import expand_runs
@@ -224,6 +225,8 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
             problems.extend(check_prune_criterion(spec, criterion, ("criteria", i)))
         elif kind == "adapt":
             problems.extend(check_adapt_criterion(spec, criterion, ("criteria", i)))
+        elif kind == "faults":
+            problems.extend(check_fault_criterion(spec, criterion, ("criteria", i)))
         elif kind == "ablation_check":
             problems.extend(_check_ablation_ref(spec, criterion, ("criteria", i)))
         elif kind == "score":
