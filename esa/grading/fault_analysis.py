@@ -8,6 +8,7 @@ by the graders (analysis.json: ``runs.<id>`` with ``collapse`` and ``attacks``).
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -57,6 +58,17 @@ def attack_table(attacks: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def _baselines(spec: Spec, run, root: Path) -> dict[str, float]:
+    """Each storage format's baseline PPL, the mean over seeds' summaries (the windows are the same)."""
+    found: dict[str, list[float]] = {}
+    for seed in run.seeds:
+        path = root / f"results/{spec.name}/{run.id}/seed{seed}/summary.json"
+        if path.exists():
+            for fmt, value in json.loads(path.read_text()).get("baseline_ppl", {}).items():
+                found.setdefault(fmt, []).append(float(value))
+    return {fmt: sum(values) / len(values) for fmt, values in found.items()}
+
+
 def analyze_fault_runs(spec: Spec, root: Path) -> dict:
     runs, all_trials, all_attacks = {}, [], []
     for run in spec.runs:
@@ -69,7 +81,8 @@ def analyze_fault_runs(spec: Spec, root: Path) -> dict:
             continue
         frame = pd.concat(trials, ignore_index=True)
         all_trials.append(frame)
-        entry = {"collapse": collapse_table(frame), "n_trials": len(frame), "seeds": list(run.seeds)}
+        entry = {"collapse": collapse_table(frame), "n_trials": len(frame), "seeds": list(run.seeds),
+                 "baseline_ppl": _baselines(spec, run, root)}
         if attacks:
             steps = pd.concat(attacks, ignore_index=True)
             all_attacks.append(steps)

@@ -103,6 +103,18 @@ SPECS = {
           - {id: forget, hypothesis: H1, kind: adapt_difference, run: ad, measure: forgetting, a: frozen, b: full,
              comparator: "<"}
         """),
+    # Phase 5b stores ref-tiny's weights as fp32 and int8, injects bit errors and attacks the int8 model.
+    "specs/security.yaml": HEAD + textwrap.dedent("""\
+        phase: 5
+        name: security
+        runs:
+          - {id: ft, kind: faults, critical: {spec: specs/phase2.yaml, run: sc, mode: per_layer, k: 4},
+             seeds: [1, 2], protocol: smoke, formats: [fp32, int8], rates: [1.0e-6, 1.0e-3], trials: 3,
+             windows: 2, attack: {formats: [int8], budget: 3, shortlist: 2, windows: 2}}
+        criteria:
+          - {id: gain, hypothesis: H1, kind: protection_gain, run: ft, format: int8, rate: 1.0e-3}
+          - {id: ftc, hypothesis: H1, kind: flips_to_collapse, run: ft, threshold: 3}
+        """),
 }
 
 
