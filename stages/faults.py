@@ -64,6 +64,7 @@ def faults_seed(loaded, device, params: dict, *, seed: int, part: int, critical_
     import math
     import time
 
+    import numpy as np
     import pandas as pd
     import torch
 
@@ -92,7 +93,8 @@ def faults_seed(loaded, device, params: dict, *, seed: int, part: int, critical_
     def evaluate() -> float:
         frame = evaluate_windows(model, prepared, batch_size=int(params["batch_size"]), device=device,
                                  progress=False)[1]
-        value = math.exp(frame["nll_sum"].sum() / frame["n_tokens"].sum())
+        nll = frame["nll_sum"].to_numpy(dtype=float)  # pandas' sum would skip a NaN window
+        value = math.exp(nll.sum() / frame["n_tokens"].sum()) if np.isfinite(nll).all() else math.inf
         return value if math.isfinite(value) else math.inf
 
     plan = TrialPlan(rates=[float(r) for r in params["rates"]], trials=int(params["trials"]),

@@ -31,9 +31,10 @@ def run_attacks(stored: StoredWeights, loss_fn: Callable[[], torch.Tensor], eval
     rows = []
     for arm in arms:
         if arm == "random":
-            result = random_bit_attack(stored, judge, budget=budget, generator=torch.Generator().manual_seed(seed))
+            result = random_bit_attack(stored, judge, budget=budget, generator=torch.Generator().manual_seed(seed),
+                                       loss_fn=loss_fn, arm=arm)
         else:
-            result = progressive_bit_attack(stored, loss_fn, judge, budget=budget, shortlist=shortlist,
+            result = progressive_bit_attack(stored, loss_fn, judge, budget=budget, shortlist=shortlist, arm=arm,
                                             exempt=critical if arm == "noncritical" else None)
         rows.extend(attack_rows(result, arm=arm, fmt=stored.format, seed=seed, baseline_ppl=baseline_ppl))
     return rows
@@ -42,7 +43,8 @@ def run_attacks(stored: StoredWeights, loss_fn: Callable[[], torch.Tensor], eval
 def attack_rows(result: AttackResult, *, arm: str, fmt: str, seed: int, baseline_ppl: float) -> list[dict]:
     return [{"seed": seed, "format": fmt, "arm": arm, "step": step, "key": flip.key, "index": int(flip.index),
              "bit": int(flip.bit), "old_value": float(flip.old_value), "new_value": float(flip.new_value),
-             "loss": float(flip.loss), "ppl": float(flip.metric) if flip.metric is not None else math.nan,
+             "loss": math.nan if flip.loss is None else float(flip.loss),
+             "estimate": math.nan if flip.estimate is None else float(flip.estimate), "ppl": float(flip.metric) if flip.metric is not None else math.nan,
              "collapsed": bool(flip.collapsed), "budget": result.budget, "baseline_ppl": baseline_ppl}
             for step, flip in enumerate(result.flips, start=1)]
 
