@@ -10,6 +10,7 @@ along): a cluster bootstrap, honest as long as there are enough layers; ``resamp
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,6 +32,7 @@ class HeadCorrelation:
     n_heads: int
     n_layers: int
     n_resamples: int
+    n_undefined: int  # resamples whose counts or statistic came out constant (no rho); any makes the CI NaN
 
 
 def _rho(x: np.ndarray, y: np.ndarray) -> float:
@@ -46,8 +48,8 @@ def head_correlation(counts: pd.DataFrame, head_stats: pd.DataFrame, *, count: s
     """Spearman's rho between ``counts[count]`` (``critical_head_counts``) and ``head_stats[stat]``
     (``head_attention_stats``), joined on (layer, head), with a ``scipy.stats.bootstrap`` interval.
 
-    A resample whose counts or statistic are constant has no rho; such resamples make the interval NaN, which says
-    that there are too few layers (or heads) with differing counts to bound it.
+    A resample whose counts or statistic are constant has no rho; such resamples (``n_undefined``) make the interval
+    NaN, which says that there are too few layers (or heads) with differing counts to bound it.
     """
     joined = counts[["layer", "head", count]].merge(head_stats[["layer", "head", stat]], on=["layer", "head"])
     if not len(joined):
@@ -73,13 +75,17 @@ def head_correlation(counts: pd.DataFrame, head_stats: pd.DataFrame, *, count: s
     else:
         raise ValueError(f"resample must be 'layer' or 'head', got {resample!r}")
     low = high = math.nan
+    undefined = 0
     if len(units) >= 2 and not math.isnan(rho):
-        with np.errstate(invalid="ignore"):
+        # scipy warns about any NaN interval (naming BCa whatever the method); n_undefined says why instead.
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
             result = stats.bootstrap((units,), statistic, vectorized=False, n_resamples=n_resamples,
                                      confidence_level=confidence, method=method, rng=np.random.default_rng(seed))
         low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        undefined = int(np.isnan(result.bootstrap_distribution).sum())
     return HeadCorrelation(count, stat, rho, p_value, low, high, confidence, resample, len(joined), len(layers),
-                           n_resamples)
+                           n_resamples, undefined)
 
 
 __all__ = ["HeadCorrelation", "head_correlation"]
