@@ -122,5 +122,7 @@ def test_geometry_comes_from_the_config_and_bad_tables_are_refused():
     assert geo == HeadGeometry(n_layers=2, n_heads=4, n_kv_heads=2, head_dim=4) and geo.group == 2
     with pytest.raises(ValueError, match="outside"):
         critical_head_counts(table([("model.layers.0.self_attn.k_proj.weight", 8, 0)]), geo)  # only 2 KV heads
+    with pytest.raises(ValueError, match="fused"):
+        critical_head_counts(table([("transformer.h.0.attn.c_attn.weight", 0, 0)]), geo)
     empty = critical_head_counts(table([("model.layers.0.mlp.up_proj.weight", 0, 0)]), geo)
     assert len(empty) == 8 and empty["total"].eq(0).all()

@@ -85,9 +85,13 @@ def critical_head_counts(table: pd.DataFrame, geometry: HeadGeometry) -> pd.Data
     (``tensor``, ``row``, ``col``; ``layer``/``component`` are derived from the name when absent).
 
     One row per layer and query head of the model (zeros included): ``layer``, ``head``, ``kv_head``, ``q``,
-    ``k``, ``v``, ``o`` and ``total`` (their sum). Rows of other components are ignored.
+    ``k``, ``v``, ``o`` and ``total`` (their sum). Rows of non-attention components are ignored; a fused
+    projection (``attn_qkv``, ``attn_kv``) is refused, since its rows are not one projection's heads.
     """
     comp = table["component"] if "component" in table.columns else table["tensor"].map(component_of)
+    fused = sorted(set(comp) & {"attn_qkv", "attn_kv"})
+    if fused:
+        raise ValueError(f"fused attention projections ({', '.join(fused)}) are not mapped to heads")
     proj = comp.map(PROJECTIONS)
     attn = table[proj.notna()]
     proj = proj[proj.notna()]
