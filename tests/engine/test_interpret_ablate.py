@@ -40,6 +40,8 @@ def test_topk_per_matrix_takes_the_first_k_by_rank_of_each_matrix():
     by_component = topk_per_matrix(df, {"mlp_down": 1})
     assert list(zip(by_component["tensor"], by_component["row"], by_component["col"])) == [(DOWN, 3, 5)]
     assert len(topk_per_matrix(df, 10)) == 6
+    bare = topk_per_matrix(df.drop(columns="component"), {"attn_q": 1})  # the component comes from the name
+    assert list(zip(bare["tensor"], bare["row"], bare["col"])) == [(Q, 2, 5)]
     with pytest.raises(ValueError, match="metric"):
         topk_per_matrix(pd.concat([df, df.assign(metric="obd")]), 1)
 

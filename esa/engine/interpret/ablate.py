@@ -66,7 +66,8 @@ def topk_per_matrix(table: pd.DataFrame, k: int | Mapping[str, int]) -> pd.DataF
     df = df.sort_values(order, kind="stable")
     position = df.groupby(["tensor", "_e"], sort=False).cumcount()
     if isinstance(k, Mapping):
-        limit = df["component"].map(lambda c: int(k.get(c, 0)))
+        component = df["component"] if "component" in df.columns else df["tensor"].map(component_of)
+        limit = component.map(lambda c: int(k.get(c, 0)))
     else:
         limit = pd.Series(int(k), index=df.index)
     picked = df[position < limit].drop(columns="_e")

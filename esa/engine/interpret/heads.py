@@ -10,6 +10,7 @@ k and v columns summed over heads count each such weight once per query head of 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +73,7 @@ def head_attention_stats(model: torch.nn.Module, input_ids: torch.Tensor,
         totals = sums if totals is None else [a + b for a, b in zip(totals, sums)]
     rows = []
     for layer, s in enumerate(totals or []):
-        n = max(s.n_queries, 1)
+        n = s.n_queries or math.nan  # no counted query (one-token windows): no mean
         for head in range(s.entropy.numel()):
             rows.append({"layer": layer, "head": head, "entropy": float(s.entropy[head]) / n,
                          "sink_share": float(s.sink[head]) / n,
