@@ -11,7 +11,7 @@ from scipy import stats
 
 from esa.engine.interpret import ablate
 from esa.engine.interpret.ablate import ablate_topk, ablated, complete, matched_random, topk_per_matrix
-from tests.engine.interpret_tiny import raw, same_bits, tiny
+from interpret_tiny import raw, same_bits, tiny
 
 Q = "model.layers.0.self_attn.q_proj.weight"  # 16 x 16
 DOWN = "model.layers.1.mlp.down_proj.weight"  # 16 x 32

@@ -9,7 +9,7 @@ import torch
 
 from esa.engine.interpret.ablate import complete
 from esa.engine.interpret.cloze import Probe, ProbeSet, prepare_probes, probe_ablation, probe_summary, score_probes
-from tests.engine.interpret_tiny import raw, same_bits, tiny
+from interpret_tiny import raw, same_bits, tiny
 
 
 class StubTokenizer:

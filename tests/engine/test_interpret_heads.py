@@ -14,7 +14,7 @@ from esa.engine.interpret.attention import sink_share
 from esa.engine.interpret.forward import forward_pass
 from esa.engine.interpret.heads import HeadGeometry, critical_head_counts, head_attention_stats
 from esa.engine.scoring.gradient_pass import eager_attention
-from tests.engine.interpret_tiny import raw, same_bits, tiny
+from interpret_tiny import raw, same_bits, tiny
 
 
 def uniform(model):

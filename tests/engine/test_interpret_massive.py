@@ -11,7 +11,7 @@ import torch
 from esa.engine.interpret.forward import forward_pass
 from esa.engine.interpret.massive import WeightRef, layer_activity, massive_activations, massive_drop, zeroed
 from esa.engine.scoring.superweight import SuperweightCandidate
-from tests.engine.interpret_tiny import raw, same_bits, tiny
+from interpret_tiny import raw, same_bits, tiny
 
 DOWN = "model.layers.1.mlp.down_proj.weight"
 ROW, COL = 3, 5
