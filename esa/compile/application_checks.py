@@ -3,7 +3,7 @@ they rank by, and a prune run's protected selection."""
 
 from __future__ import annotations
 
-from esa.compile.references import score_run_of
+from esa.compile.references import CRITICAL_SET_KINDS, score_run_of
 from esa.spec import Spec, SpecError
 
 
@@ -57,10 +57,10 @@ def _selection_problem(run, source: Spec, ref, source_path: str) -> str | None:
 
 
 def check_critical_sets(spec: Spec, specs: dict[str, Spec]) -> list[SpecError]:
-    """A faults run's critical set is a selection that a score run of its spec stores for this model."""
+    """A faults or interpret run's critical set is a selection that a score run of its spec stores for this model."""
     errors = []
     for run in spec.runs:
-        if run.kind != "faults":
+        if run.kind not in CRITICAL_SET_KINDS:
             continue
         source = specs.get(run.critical.spec)
         problem = f"no spec at {run.critical.spec}" if source is None else \

@@ -6,7 +6,7 @@ from esa.spec import Spec, SpecError
 
 
 REFERRING_KINDS = ("perturb", "prune", "adapt")  # runs whose `scores:` names a score run of another (or the same) spec
-CRITICAL_SET_KINDS = ("faults",)  # runs whose `critical:` names a score run's stored selection
+CRITICAL_SET_KINDS = ("faults", "interpret")  # runs whose `critical:` names a score run's stored selection
 
 
 def referenced_specs(spec: Spec) -> list[str]:

@@ -13,6 +13,7 @@ from esa.spec.errors import SpecError, SpecErrors
 from esa.spec.models import Spec
 from esa.spec.adapt_criteria import check_adapt_criterion
 from esa.spec.fault_criteria import check_fault_criterion
+from esa.spec.interpret_criteria import check_interpret_criterion
 from esa.spec.prune_criteria import check_prune_criterion
 from esa.spec.all_runs import fields_by_kind
 from esa.spec.sweeps import expand_runs
@@ -227,6 +228,8 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
             problems.extend(check_adapt_criterion(spec, criterion, ("criteria", i)))
         elif kind == "faults":
             problems.extend(check_fault_criterion(spec, criterion, ("criteria", i)))
+        elif kind == "interpret":
+            problems.extend(check_interpret_criterion(spec, criterion, ("criteria", i)))
         elif kind == "ablation_check":
             problems.extend(_check_ablation_ref(spec, criterion, ("criteria", i)))
         elif kind == "score":

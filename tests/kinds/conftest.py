@@ -115,6 +115,19 @@ SPECS = {
           - {id: gain, hypothesis: H1, kind: protection_gain, run: ft, format: int8, rate: 1.0e-3}
           - {id: ftc, hypothesis: H1, kind: flips_to_collapse, run: ft, threshold: 3}
         """),
+    # A low detector threshold makes ref-tiny's largest spikes count as super weights, so the zeroed path runs.
+    "specs/interpret.yaml": HEAD + textwrap.dedent("""\
+        phase: 5
+        name: interpret
+        runs:
+          - {id: ip, kind: interpret, critical: {spec: specs/phase2.yaml, run: sc, mode: per_layer, k: 8},
+             seeds: [1, 2], protocol: smoke, windows: 3, ablate_k: 2, n_random: 2, superweight_threshold: 1.02,
+             probes: [keyword, builtin]}
+        criteria:
+          - {id: sink, hypothesis: H1, kind: superweight_effect, run: ip, measure: sink_shift, weight: 0}
+          - {id: heads, hypothesis: H1, kind: head_correlation, run: ip, stat: sink_share}
+          - {id: kw, hypothesis: H1, kind: probe_drop, run: ip, category: keyword}
+        """),
 }
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esa.engine.interpret.correlation import head_correlation
+from esa.analysis.head_correlation import head_correlation
 
 
 def frames(layer, head, count, stat):
