@@ -73,10 +73,13 @@ def grade_flips_to_collapse(criterion: FlipsToCollapse, ctx: GradeContext) -> Gr
             points.append(pa), lows.append(la), highs.append(ha)
             continue
         pb, lb, hb = _bounds(b)
-        points.append(pa / pb), lows.append(la / hb), highs.append(ha / lb)
+        # Both censored: the ratio has bounds (0, ∞) and no point value.
+        points.append(math.nan if a["censored"] and b["censored"] else pa / pb)
+        lows.append(la / hb), highs.append(ha / lb)
     what = f"flips to collapse ({criterion.a}" + (f") / ({criterion.b}" if criterion.b else "") + \
         f"), {criterion.format} storage"
     note = f"; {censored} attack(s) did not collapse within the budget (counted as more than it)" if censored else ""
-    return compare_ci(statistics.median(points), [min(lows), max(highs)], criterion, evidence,
+    finite = [p for p in points if not math.isnan(p)]
+    return compare_ci(statistics.median(finite) if finite else None, [min(lows), max(highs)], criterion, evidence,
                       f"{what}: median over {len(points)} seeds, interval the envelope of the seeds' values"
                       f"{note}")

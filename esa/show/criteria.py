@@ -21,8 +21,8 @@ def _runs(criterion, spec: Spec) -> str:
         return "runs " + ", ".join(named)
     if hasattr(getattr(criterion, "a", None), "run"):
         return f"runs {criterion.a.run}/{criterion.a.metric} vs {criterion.b.run}/{criterion.b.metric}"
-    if hasattr(criterion, "a"):  # two models of an architecture run
-        return f"run {criterion.run}: {criterion.a} vs {criterion.b}"
+    if hasattr(criterion, "a"):  # two arms or models of one run (b optional for flips_to_collapse)
+        return f"run {criterion.run}: {criterion.a}" + (f" vs {criterion.b}" if criterion.b is not None else "")
     if hasattr(criterion, "repeat"):
         return f"runs {criterion.run} and repeat {criterion.repeat}"
     return f"run {criterion.run}"

@@ -109,7 +109,11 @@ def test_flips_to_collapse_passes_fails_and_is_inconclusive_on_the_seeds_envelop
     slow = make_project(tmp_path / "slow", {"none": 1, "critical": 1, "random": 1},
                         {"unrestricted": {1: 5, 2: None}, "noncritical": {1: 6, 2: None}})
     assert grade(slow, "few").status == "fail"  # 5 and more than 10 flips: both above 3
-    assert grade(slow, "harder").status == "inconclusive"  # 6/5, and (more than 10) / (more than 10): unbounded
+    harder = grade(slow, "harder")  # 6/5, and (more than 10) / (more than 10): no point value, unbounded
+    assert harder.status == "inconclusive" and harder.value == pytest.approx(6 / 5) and harder.ci[0] == 0
+    never = make_project(tmp_path / "never", {"none": 1, "critical": 1, "random": 1},
+                         {"unrestricted": {1: None, 2: None}, "noncritical": {1: None, 2: None}})
+    assert grade(never, "harder").status == "inconclusive" and grade(never, "harder").value is None
     mixed = make_project(tmp_path / "mixed", {"none": 1, "critical": 1, "random": 1},
                          {"unrestricted": {1: 2, 2: 7}, "noncritical": {1: 3, 2: 8}})
     assert grade(mixed, "few").status == "inconclusive"  # one seed within 3 flips, one not
