@@ -74,23 +74,25 @@ def superweight_entries(windows: pd.DataFrame, summary: dict, seed: int, n_boot:
 
 
 def probe_drop_entries(probes: pd.DataFrame, seed: int, n_boot: int = N_BOOT) -> list[dict]:
-    """Per category: accuracy under matched random ablation (mean over draws) − accuracy with the critical set
-    zeroed, paired by item, with a 95% percentile bootstrap CI over items (independent prompts)."""
+    """Per category and measure (top-1 ``accuracy``, the answer's ``logprob``): the mean under matched random
+    ablation (over draws) − the mean with the critical set zeroed, paired by item, with a 95% percentile bootstrap CI
+    over items (independent prompts)."""
     rng = np.random.default_rng(seed)
     entries = []
     for category, rows in probes.groupby("category", sort=True):
-        per_item = rows.pivot_table(index="item", columns="condition",
-                                    values="correct", aggfunc="mean")
-        if not {"topk", "random", "baseline"} <= set(per_item.columns):
-            continue
-        diff = (per_item["random"] - per_item["topk"]).to_numpy(dtype=float)
-        draws = rng.integers(0, len(diff), size=(n_boot, len(diff)))
-        lo, hi = percentile_ci(diff[draws].mean(axis=1))
-        entries.append({"seed": seed, "category": category, "n_items": len(diff),
-                        "accuracy_baseline": float(per_item["baseline"].mean()),
-                        "accuracy_topk": float(per_item["topk"].mean()),
-                        "accuracy_random": float(per_item["random"].mean()),
-                        "drop": float(diff.mean()), "ci_low": lo, "ci_high": hi})
+        draws = None
+        for measure, column in (("accuracy", "correct"), ("logprob", "logprob")):
+            per_item = rows.pivot_table(index="item", columns="condition", values=column, aggfunc="mean")
+            if not {"topk", "random", "baseline"} <= set(per_item.columns):
+                break
+            diff = (per_item["random"] - per_item["topk"]).to_numpy(dtype=float)
+            if draws is None:  # the same item resamples for both measures
+                draws = rng.integers(0, len(diff), size=(n_boot, len(diff)))
+            lo, hi = percentile_ci(diff[draws].mean(axis=1))
+            entries.append({"seed": seed, "category": category, "measure": measure, "n_items": len(diff),
+                            "baseline": float(per_item["baseline"].mean()), "topk": float(per_item["topk"].mean()),
+                            "random": float(per_item["random"].mean()), "drop": float(diff.mean()),
+                            "ci_low": lo, "ci_high": hi})
     return entries
 
 

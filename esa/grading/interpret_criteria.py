@@ -80,11 +80,15 @@ def grade_probe_drop(criterion: ProbeDrop, ctx: GradeContext) -> Grade:
     result, evidence, early = _result(ctx, run)
     if early is not None:
         return early
-    entries = [e for e in result.get("probe_drops", []) if e["category"] == criterion.category]
-    what = f"{criterion.category} probe accuracy, random ablation − critical ablation"
+    entries = [e for e in result.get("probe_drops", [])
+               if e["category"] == criterion.category and e["measure"] == criterion.measure]
+    what = f"{criterion.category} probe {criterion.measure}, random ablation − critical ablation"
     if len(entries) != len(run.seeds):
         return Grade(None, "inconclusive", f"{what}: no kept items in {len(run.seeds) - len(entries)} seed(s)",
                      evidence)
+    if criterion.measure == "accuracy" and any(e["baseline"] == 0 for e in entries):
+        return Grade(None, "inconclusive", f"{what}: the model answers no {criterion.category} item correctly "
+                     "before ablation, so there is nothing to break (grade the log-probability instead)", evidence)
     items = entries[0]["n_items"]
     return _envelope(criterion, entries, "drop", "ci_low", "ci_high", evidence,
                      f"{what} ({items} items, resampled)")

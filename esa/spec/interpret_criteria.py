@@ -52,14 +52,16 @@ class HeadCorrelation(_InterpretCriterion):
 
 
 class ProbeDrop(_InterpretCriterion):
-    """Probe accuracy with matched random weights zeroed (mean over draws) minus accuracy with the critical set
-    zeroed, for one category, paired by item; each seed's 95% CI resamples items; graded on the envelope over
-    seeds. Above 0: the critical weights hold more of that knowledge than weights with no structure."""
+    """A probe measure with matched random weights zeroed (mean over draws) minus the same with the critical set
+    zeroed, for one category, paired by item: top-1 ``accuracy``, or the answer's ``logprob`` (nats; it still moves
+    when a small model rarely gets the answer top-1). Each seed's 95% CI resamples items; graded on the envelope
+    over seeds. Above 0: the critical weights hold more of that knowledge than weights with no structure."""
 
     kind: Literal["probe_drop"]
     category: ProbeCategory
+    measure: Literal["accuracy", "logprob"] = "accuracy"
     comparator: Comparator = ">"
-    threshold: float = Field(0.0, ge=-1, le=1)
+    threshold: float = 0.0
 
 
 def check_interpret_criterion(spec, criterion, path: tuple) -> list[tuple[tuple, str]]:

@@ -30,13 +30,14 @@ criteria:
   - {id: sink, hypothesis: H1, kind: superweight_effect, run: ip, measure: sink_shift}
   - {id: heads, hypothesis: H1, kind: head_correlation, run: ip}
   - {id: kw, hypothesis: H1, kind: probe_drop, run: ip, category: keyword}
+  - {id: kw-lp, hypothesis: H1, kind: probe_drop, run: ip, category: keyword, measure: logprob}
 """
 N_DOCS, PER_DOC, TOKENS, LAYERS = 30, 4, 100, 4
 N_HEAD_LAYERS, HEADS, ITEMS, DRAWS = 8, 4, 60, 3
 
 
 def write_seed(out, seed: int, *, ppl_effect: float, sink_shift: float, head_slope: float, topk_correct: float,
-               random_correct: float, superweights: bool) -> None:
+               random_correct: float, superweights: bool, baseline_correct: bool) -> None:
     rng = np.random.default_rng(seed)
     docs = np.repeat(np.arange(N_DOCS), PER_DOC)
     base_nll = 3.0 + rng.normal(0, 0.2, len(docs))
@@ -67,8 +68,8 @@ def write_seed(out, seed: int, *, ppl_effect: float, sink_shift: float, head_slo
     probes = []
     for category in ("keyword", "builtin"):
         for item in range(ITEMS):
-            probes.append({"condition": "baseline", "draw": 0, "category": category, "item": item, "correct": True,
-                           "logprob": -0.1})
+            probes.append({"condition": "baseline", "draw": 0, "category": category, "item": item,
+                           "correct": baseline_correct, "logprob": -0.1})
             probes.append({"condition": "topk", "draw": 0, "category": category, "item": item,
                            "correct": item < topk_correct * ITEMS, "logprob": -1.0})
             for draw in range(DRAWS):
@@ -83,7 +84,7 @@ def make_project(tmp_path, **effects) -> GradeContext:
     (tmp_path / "spec.yaml").write_text(HEAD)
     spec = load_spec(tmp_path / "spec.yaml")
     settings = {"ppl_effect": 0.0, "sink_shift": 0.0, "head_slope": 0.0, "topk_correct": 0.5,
-                "random_correct": 0.5, "superweights": True, **effects}
+                "random_correct": 0.5, "superweights": True, "baseline_correct": True, **effects}
     for seed in spec.run("ip").seeds:
         out = tmp_path / f"results/{spec.name}/ip/seed{seed}"
         out.mkdir(parents=True)
@@ -136,9 +137,15 @@ def test_probe_drop_passes_fails_and_is_inconclusive_with_the_hand_computed_drop
     ctx = make_project(tmp_path / "drop", topk_correct=0.2, random_correct=0.9)
     g = grade(ctx, "kw")
     assert g.status == "pass" and g.value == pytest.approx(0.9 - 0.2, abs=1e-9)
+    lp = grade(ctx, "kw-lp")  # every random item at −0.5 nats, every critical one at −1.0: a point interval
+    assert lp.status == "pass" and lp.value == pytest.approx(0.5) and lp.ci == pytest.approx([0.5, 0.5])
     assert grade(make_project(tmp_path / "rise", topk_correct=0.9, random_correct=0.2), "kw").status == "fail"
     same = grade(make_project(tmp_path / "same", topk_correct=0.5, random_correct=0.5), "kw")
     assert same.status == "inconclusive" and same.value == pytest.approx(0.0, abs=1e-9)
+    # A model that gets nothing right before ablation has nothing to lose: no verdict, whatever the interval.
+    unknown = make_project(tmp_path / "unknown", topk_correct=0.0, random_correct=0.0, baseline_correct=False)
+    g = grade(unknown, "kw")
+    assert g.status == "inconclusive" and "answers no keyword item correctly" in g.reason
 
 
 def test_missing_outputs_are_inconclusive(tmp_path):
