@@ -128,7 +128,8 @@ def windows(seed: int) -> pd.DataFrame:
             for layer in range(4):
                 drop = lose_sink[d] if cond != "baseline" and layer > SW["layer"] else 0
                 rows.append({"condition": cond, "window_id": f"{docs[d]}:{w % 2}", "doc_id": docs[d],
-                             "n_tokens": 64, "nll_sum": nll, "layer": layer, "sink": SINK[layer] + sink[w, layer] - drop})
+                             "n_tokens": 64, "nll_sum": nll, "layer": layer,
+                             "sink": SINK[layer] + sink[w, layer] - drop})
     return pd.DataFrame(rows)
 
 
