@@ -16,8 +16,10 @@ def collapse_chart(frame: pd.DataFrame) -> alt.FacetChart:
     """Collapse rate against rate, a line per arm, a panel per storage format; bars: Wilson 95% CIs."""
     order = [ARM_LABELS[a] for a in ARM_LABELS if ARM_LABELS[a] in set(frame["arm_label"])]
     color = alt.Color("arm_label:N", sort=order, title="protection")
+    # Ticks at the measured rates only: a log axis' own ticks between decades overprint one another.
+    rates = sorted(float(r) for r in set(frame["rate"]))
     x = alt.X("rate:Q", scale=alt.Scale(type="log"), title="bit-error rate (per stored bit)",
-              axis=alt.Axis(format=".0e"))
+              axis=alt.Axis(format=".0e", values=rates))
     y = alt.Y("collapse_rate:Q", title="share of trials collapsed", axis=alt.Axis(format="%"),
               scale=alt.Scale(domain=[0, 1]))
     base = alt.Chart(frame).encode(x=x, color=color)
@@ -36,8 +38,10 @@ def attack_chart(frame: pd.DataFrame, collapse_factor: float) -> alt.LayerChart:
     frame = frame.assign(shown=frame["ppl_factor"].where(frame["ppl_factor"].map(math.isfinite), 1e12))
     order = [ATTACK_LABELS[a] for a in ATTACK_LABELS if ATTACK_LABELS[a] in set(frame["arm_label"])]
     color = alt.Color("arm_label:N", sort=order, title="arm")
-    y = alt.Y("shown:Q", scale=alt.Scale(type="log"), title="held-out PPL / baseline (log scale)")
-    lines = alt.Chart(frame).encode(x=alt.X("step:Q", title="flips made"), y=y, color=color,
+    y = alt.Y("shown:Q", scale=alt.Scale(type="log"), title="held-out PPL / baseline (log scale)",
+              axis=alt.Axis(format=".0e"))
+    x = alt.X("step:Q", title="flips made", axis=alt.Axis(format="d", tickMinStep=1))
+    lines = alt.Chart(frame).encode(x=x, y=y, color=color,
                                     detail="seed:N")
     rule = alt.Chart(pd.DataFrame({"factor": [collapse_factor]})).mark_rule(color="#666", strokeDash=[4, 4]).encode(
         y="factor:Q")

@@ -24,8 +24,16 @@ def collapse_frame(result: dict[str, Any]) -> pd.DataFrame:
     if frame.empty:
         return frame
     frame["arm_label"] = frame["arm"].map(ARM_LABELS).fillna(frame["arm"])
-    frame["format_order"] = frame["format"].map({f: i for i, f in enumerate(FORMAT_ORDER)})
-    return frame.sort_values(["format_order", "rate", "arm"]).drop(columns="format_order").reset_index(drop=True)
+    # Formats and arms in a fixed order (unknown ones last), so the table's columns read none → critical → random.
+    order = frame.assign(_f=frame["format"].map({f: i for i, f in enumerate(FORMAT_ORDER)}).fillna(len(FORMAT_ORDER)),
+                         _a=frame["arm"].map({a: i for i, a in enumerate(ARM_LABELS)}).fillna(len(ARM_LABELS)))
+    return order.sort_values(["_f", "rate", "_a"]).drop(columns=["_f", "_a"]).reset_index(drop=True)
+
+
+def rate_label(rate: float) -> str:
+    """A bit-error rate as written in a spec: 1e-06 → 1e-6, 2.5e-05 → 2.5e-5."""
+    mantissa, exponent = f"{rate:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
 
 
 def _pct(x: float) -> str:
@@ -36,7 +44,7 @@ def collapse_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The display table: a row per (format, rate), a column per arm with 'collapsed/trials (rate [CI])'."""
     rows = []
     for (fmt, rate), group in frame.groupby(["format", "rate"], sort=False):
-        row = {"format": fmt, "rate": f"{rate:.0e}", "mean flips": f"{group['mean_flips'].iloc[0]:.3g}"}
+        row = {"format": fmt, "rate": rate_label(rate), "mean flips": f"{group['mean_flips'].iloc[0]:.3g}"}
         for cell in group.itertuples():
             row[cell.arm_label] = (f"{cell.collapsed}/{cell.trials} ({_pct(cell.collapse_rate)} "
                                    f"[{_pct(cell.ci_low)}, {_pct(cell.ci_high)}])")
@@ -60,8 +68,12 @@ def attack_table(result: dict[str, Any], attacks: pd.DataFrame) -> pd.DataFrame:
     entries = pd.DataFrame(result.get("attacks", []))
     if entries.empty:
         return entries
+    formats, arms = ({v: i for i, v in enumerate(order)} for order in (FORMAT_ORDER, ATTACK_LABELS))
+    entries = entries.assign(_f=entries["format"].map(formats).fillna(len(formats)),
+                             _a=entries["arm"].map(arms).fillna(len(arms))).sort_values(["_f", "_a", "seed"])
     for (fmt, arm), group in entries.groupby(["format", "arm"], sort=False):
-        counts = [f">{e.budget}" if e.censored else str(e.flips_to_collapse) for e in group.itertuples()]
+        # A censored seed has no count (NaN in the frame, so the others are floats): print whole numbers.
+        counts = [f">{e.budget}" if e.censored else str(int(e.flips_to_collapse)) for e in group.itertuples()]
         first = attacks[(attacks["format"] == fmt) & (attacks["arm"] == arm) & (attacks["step"] == 1)]
         targets = ", ".join(sorted({f"{r.key.removeprefix('model.')}[{r.index}] bit {r.bit}"
                                     for r in first.itertuples()})[:3])

@@ -15,17 +15,19 @@ from esa.report.render import render_qmd
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _render_page(project: Path, page: str) -> str:
-    """Copy reports/<page>.qmd into `project`, render it offline there, return the HTML."""
+def _render_page(project: Path, page: str, spec: str | None = None) -> str:
+    """Copy reports/<page>.qmd into `project`, render it offline there, return the HTML; with `spec`, the page of
+    that spec (the Quarto parameter SPEC set, as `esa report` renders a variant)."""
     qmd = project / "reports" / f"{page}.qmd"
     qmd.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "reports" / f"{page}.qmd", qmd)
-    out = render_qmd(qmd, project / "reports" / "_site" / f"{page}.html", project_root=project, use_quarto=False)
+    out = render_qmd(qmd, project / "reports" / "_site" / f"{spec or page}.html", project_root=project,
+                     use_quarto=False, params={"SPEC": spec} if spec else None)
     return out.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
-def render_page() -> Callable[[Path, str], str]:
+def render_page() -> Callable[..., str]:
     return _render_page
 
 
