@@ -186,14 +186,18 @@ def probe_frame(accuracy: pd.DataFrame | None, run_id: str) -> pd.DataFrame:
 
 
 def drop_table(result: dict[str, Any]) -> pd.DataFrame:
-    """Per category and seed: accuracy as is, with the critical set zeroed, with random sets zeroed (mean over
-    draws), and the drop (random − critical, paired by item) [95% CI, items resampled]."""
+    """Per category, measure (top-1 accuracy, answer log-prob in nats) and seed: the value as is, with the critical
+    set zeroed, with random sets zeroed (mean over draws), and the drop (random − critical, paired by item)
+    [95% CI, items resampled]."""
     rows = []
-    for e in sorted(result.get("probe_drops") or [], key=lambda e: (e["category"], e["seed"])):
-        rows.append({"category": e["category"], "seed": int(e["seed"]), "items": int(e["n_items"]),
-                     "model as is": fmt(_num(e["accuracy_baseline"])),
-                     "critical set zeroed": fmt(_num(e["accuracy_topk"])),
-                     "random set zeroed": fmt(_num(e["accuracy_random"])),
+    order = {"accuracy": 0, "logprob": 1}
+    for e in sorted(result.get("probe_drops") or [],
+                    key=lambda e: (e["category"], order.get(e.get("measure"), 2), e["seed"])):
+        rows.append({"category": e["category"], "measure": e.get("measure", "accuracy"), "seed": int(e["seed"]),
+                     "items": int(e["n_items"]),
+                     "model as is": fmt(_num(e["baseline"])),
+                     "critical set zeroed": fmt(_num(e["topk"])),
+                     "random set zeroed": fmt(_num(e["random"])),
                      "drop (random − critical) [95% CI]":
                          f"{fmt(_clean(e['drop']))} {fmt_ci([_clean(e['ci_low']), _clean(e['ci_high'])])}"})
     return pd.DataFrame(rows)

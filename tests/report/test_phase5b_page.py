@@ -97,9 +97,9 @@ def test_interpret_section_shows_the_superweight_heads_and_probes(html: str) -> 
     assert next(r for r in table if r[1] == "1")[3] == "1.64 [1.63, 1.66]"  # ≈ e^0.5, the constructed shift
     assert "ρ = 0.919 [0.863, 0.964] (seed 1), 0.874 [0.593, 0.983] (seed 2)" in words  # sink share
     assert ["sink share (attention on the first token)", "total", "2", "0.874 [0.593, 0.983]", "16", "4"] in table
-    assert ["keyword", "1", "10", "0.9", "0.3", "0.8", "0.5 [0.267, 0.733]"] in table
-    assert ["builtin", "2", "10", "0.8", "0.7", "0.7", "0 [-0.4, 0.433]"] in table  # an exact 0, not -4.44e-17
-    assert ["stdlib", "1", "8", "0.75", "0.25", "0.625", "0.375 [0.125, 0.625]"] in table
+    assert ["keyword", "accuracy", "1", "10", "0.9", "0.3", "0.8", "0.5 [0.267, 0.733]"] in table
+    assert ["builtin", "accuracy", "2", "10", "0.8", "0.7", "0.7", "0 [-0.4, 0.433]"] in table  # an exact 0, not -4.44e-17
+    assert ["stdlib", "accuracy", "1", "8", "0.75", "0.25", "0.625", "0.375 [0.125, 0.625]"] in table
 
 
 def test_chromium_check_of_the_page(html: str, chromium: str, tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ def test_analysis_reflects_the_constructed_files() -> None:
     for entry in inside["superweights"]:
         assert entry["ppl_ratio"] == pytest.approx(math.exp(0.5), abs=0.03)
         assert entry["sink_shift"] == pytest.approx(-0.25, abs=0.02) and entry["sink_layers"] == [2, 3]
-    drops = {(e["category"], e["seed"]): e["drop"] for e in inside["probe_drops"]}
+    drops = {(e["category"], e["seed"]): e["drop"] for e in inside["probe_drops"] if e["measure"] == "accuracy"}
     assert drops[("keyword", 1)] == 0.5 and drops[("stdlib", 2)] == 0.375
     assert drops[("builtin", 2)] == pytest.approx(0, abs=1e-12)
     rho = {(e["stat"], e["seed"]): e["rho"] for e in inside["head_correlations"]}

@@ -95,12 +95,16 @@ def test_probe_frame_order_and_the_drop_table() -> None:
     frame = ti.probe_frame(accuracy, "r")
     assert list(frame["condition_label"]) == ["model as is", "critical set zeroed", "random set zeroed"]
     drops = ti.drop_table({"probe_drops": [
-        {"seed": 1, "category": "stdlib", "n_items": 8, "accuracy_baseline": 0.75, "accuracy_topk": 0.25,
-         "accuracy_random": 0.625, "drop": 0.375, "ci_low": 0.125, "ci_high": 0.625},
-        {"seed": 1, "category": "builtin", "n_items": 10, "accuracy_baseline": 0.8, "accuracy_topk": 0.7,
-         "accuracy_random": 0.7, "drop": -4.4e-17, "ci_low": -0.4, "ci_high": 0.433}]})
-    assert list(drops["category"]) == ["builtin", "stdlib"]
-    assert list(drops["drop (random − critical) [95% CI]"]) == ["0 [-0.4, 0.433]", "0.375 [0.125, 0.625]"]
+        {"seed": 1, "category": "stdlib", "measure": "logprob", "n_items": 8, "baseline": -1.5, "topk": -3.0,
+         "random": -2.0, "drop": 1.0, "ci_low": 0.5, "ci_high": 1.5},
+        {"seed": 1, "category": "stdlib", "measure": "accuracy", "n_items": 8, "baseline": 0.75, "topk": 0.25,
+         "random": 0.625, "drop": 0.375, "ci_low": 0.125, "ci_high": 0.625},
+        {"seed": 1, "category": "builtin", "measure": "accuracy", "n_items": 10, "baseline": 0.8, "topk": 0.7,
+         "random": 0.7, "drop": -4.4e-17, "ci_low": -0.4, "ci_high": 0.433}]})
+    assert list(zip(drops["category"], drops["measure"])) == [("builtin", "accuracy"), ("stdlib", "accuracy"),
+                                                              ("stdlib", "logprob")]
+    assert list(drops["drop (random − critical) [95% CI]"]) == ["0 [-0.4, 0.433]", "0.375 [0.125, 0.625]",
+                                                                "1 [0.5, 1.5]"]
     assert ti.probe_frame(None, "r").empty
 
 
