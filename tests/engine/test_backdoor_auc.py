@@ -84,3 +84,5 @@ def test_labels_must_be_binary_and_both_classes_present():
         auc_with_ci([1, 2, 3], [1, 2, 0])
     with pytest.raises(ValueError):
         auc_with_ci([1, 2, 3], [1, 1, 1])
+    with pytest.raises(ValueError, match="two siblings of each class"):
+        auc_with_ci([1, 2, 3], [1, 0, 0])

@@ -134,8 +134,8 @@ def auc_with_ci(scores, labels, *, n_boot: int = 2000, seed: int = 0, confidence
     s = np.asarray(scores, dtype=float)
     y = _labels(labels)
     pos, neg = s[y == 1], s[y == 0]
-    if not len(pos) or not len(neg):
-        raise ValueError("AUC needs at least one sibling of each class")
+    if min(len(pos), len(neg)) < 2:
+        raise ValueError("a bootstrap interval needs at least two siblings of each class")
     rng = np.random.default_rng(seed)
     point = float(auc(pos, neg))
     boot = bootstrap((pos, neg), auc, n_resamples=n_boot, confidence_level=confidence, method="percentile",
