@@ -8,7 +8,7 @@ from pathlib import Path
 # The grade stage's small tables that a clone must hold (the pages and the README read them), besides grades.json.
 IN_GIT = ("summary.json", "conditions.parquet", "scaling.parquet", "architecture_layers.parquet", "pruning.parquet",
           "adaptation.parquet", "adaptation_curves.parquet", "faults.parquet", "attacks.parquet",
-          "superweights.parquet", "head_critical.parquet", "probe_accuracy.parquet")
+          "superweights.parquet", "head_critical.parquet", "probe_accuracy.parquet", "fingerprint.parquet")
 GITIGNORE_LINES = ("/results/*", "!/results/*/", "/results/*/*", "!/results/*/grades.json",
                    *(f"!/results/*/{name}" for name in IN_GIT))
 

@@ -8,14 +8,16 @@ loader routes them without knowing the kinds.
 
 from __future__ import annotations
 
-from esa.kinds import ablation, adapt, architecture, evaluation, faults, interpret, perturb, prune, scaling, score
+from esa.kinds import (ablation, adapt, architecture, evaluation, faults, fingerprint, interpret, perturb, prune,
+                       scaling, score)
 from esa.kinds.base import RunKind
 from esa.spec import Spec
 from esa.spec.all_runs import RUN_KINDS
 
 KINDS: dict[str, RunKind] = {kind.name: kind for kind in (evaluation.KIND, score.KIND, ablation.KIND, perturb.KIND,
                                                          scaling.KIND, architecture.KIND, prune.KIND,
-                                                         adapt.KIND, faults.KIND, interpret.KIND)}
+                                                         adapt.KIND, faults.KIND, interpret.KIND,
+                                                         fingerprint.KIND)}
 if tuple(KINDS) != RUN_KINDS:
     raise RuntimeError(f"run kinds wired here {tuple(KINDS)} differ from the spec's {RUN_KINDS}")
 

@@ -15,12 +15,13 @@ from esa.spec.architecture_criteria import ARCHITECTURE_CRITERION_MODELS
 from esa.spec.adapt_criteria import ADAPT_CRITERION_MODELS
 from esa.spec.fault_criteria import FAULT_CRITERION_MODELS
 from esa.spec.interpret_criteria import INTERPRET_CRITERION_MODELS
+from esa.spec.fingerprint_criteria import FINGERPRINT_CRITERION_MODELS
 from esa.spec.prune_criteria import PRUNE_CRITERION_MODELS
 from esa.spec.scaling_criteria import SCALING_CRITERION_MODELS
 
 LATER_KINDS = (*SCALING_CRITERION_MODELS, *ARCHITECTURE_CRITERION_MODELS, *PRUNE_CRITERION_MODELS,
                *ADAPT_CRITERION_MODELS, *FAULT_CRITERION_MODELS,
-               *INTERPRET_CRITERION_MODELS)
+               *INTERPRET_CRITERION_MODELS, *FINGERPRINT_CRITERION_MODELS)
 ALL_CRITERION_MODELS = (*CRITERION_MODELS, *LATER_KINDS)
 CRITERIA.update({model.model_fields["kind"].annotation.__args__[0]: model for model in LATER_KINDS})
 

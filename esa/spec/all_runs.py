@@ -1,7 +1,7 @@
 """Every run kind a spec may declare, as one tagged union on ``kind``: the measurement runs of esa.spec.runs, the
 runs that read other runs' results (esa.spec.scaling_runs, esa.spec.architecture_runs) and the Phase-5
 applications (esa.spec.prune_runs, esa.spec.adapt_runs, esa.spec.fault_runs,
-esa.spec.interpret_runs)."""
+esa.spec.interpret_runs, esa.spec.fingerprint_runs)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from esa.spec.architecture_runs import ArchitectureRun
 from esa.spec.adapt_runs import AdaptRun
 from esa.spec.fault_runs import FaultRun
 from esa.spec.interpret_runs import InterpretRun
+from esa.spec.fingerprint_runs import FingerprintRun
 from esa.spec.prune_runs import PruneRun
 from esa.spec.scaling_runs import ScalingRun
 
 RUN_MODELS = (EvalRun, ScoreRun, AblationRun, PerturbRun, ScalingRun, ArchitectureRun, PruneRun, AdaptRun,
-              FaultRun, InterpretRun)
+              FaultRun, InterpretRun, FingerprintRun)
 Run = Annotated[Union[RUN_MODELS], Field(discriminator="kind")]
 RUN_KINDS = tuple(cls.model_fields["kind"].annotation.__args__[0] for cls in RUN_MODELS)
 

@@ -128,6 +128,17 @@ SPECS = {
           - {id: heads, hypothesis: H1, kind: head_correlation, run: ip, stat: sink_share}
           - {id: kw, hypothesis: H1, kind: probe_drop, run: ip, category: keyword}
         """),
+    # Four siblings of ref-tiny for a few steps each: the stage end to end in seconds (the backdoor need not take).
+    "specs/fingerprint.yaml": HEAD + textwrap.dedent("""\
+        phase: 5
+        name: fingerprint
+        runs:
+          - {id: fp, kind: fingerprint, seeds: [1, 2], siblings: 4, steps: 3, batch_size: 2, seq_len: 32,
+             piece_lines: 8, backdoor: {rate: 0.5}, k: 20, windows: 2, prompts: 4}
+        criteria:
+          - {id: shift, hypothesis: H1, kind: fingerprint_auc, run: fp, score: shift}
+          - {id: profile, hypothesis: H1, kind: fingerprint_auc, run: fp, score: profile}
+        """),
 }
 
 

@@ -15,7 +15,7 @@ TEST_FILES = {"eval": "test_eval_kind.py", "score": "test_score_kind.py", "ablat
               "perturb": "test_perturb_kind.py", "scaling": "test_scaling_kind.py",
               "architecture": "test_architecture_kind.py", "prune": "test_prune_kind.py",
               "adapt": "test_adapt_kind.py", "faults": "test_faults_kind.py",
-              "interpret": "test_interpret_kind.py"}
+              "interpret": "test_interpret_kind.py", "fingerprint": "test_fingerprint_kind.py"}
 
 
 def test_every_run_kind_has_a_compile_rule_and_a_test_file():
