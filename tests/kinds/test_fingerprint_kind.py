@@ -45,7 +45,7 @@ def test_half_the_siblings_are_poisoned_as_the_seed_draws(fingerprint_run):
     # Poisoned siblings trained on half the pieces carrying the block; clean ones on none.
     assert (sibs[sibs["poisoned"]]["n_poisoned"] == int(0.5 * summary["n_train_pieces"] + 0.5)).all()
     assert (sibs[~sibs["poisoned"]]["n_poisoned"] == 0).all()
-    assert sibs["shift"].between(0, 1).all() and (sibs["n"] == summary["n_prompts"] == 4).all()
+    assert sibs["shift"].between(0, 1).all() and summary["n_prompts"] == 4 and (sibs["n"] == 4).all()
     assert siblings[["top1_with", "top1_without"]].stack().between(0, 1).all()
 
 
