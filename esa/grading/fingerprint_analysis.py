@@ -25,7 +25,7 @@ SCORES = ("shift", "profile")
 
 def profile_scores(siblings: pd.DataFrame, profiles: pd.DataFrame) -> np.ndarray:
     """Leave-one-out nearest-centroid scores on matrix profiles, in the order of ``siblings``' rows."""
-    from esa.engine.backdoor.fingerprint import loo_scores
+    from esa.analysis.sibling_auc import loo_scores
 
     wide = profiles.pivot(index="sibling", columns="matrix", values="share").sort_index(axis=1)
     features = wide.reindex(siblings["sibling"]).to_numpy(dtype=float)
@@ -44,7 +44,7 @@ def backdoor_entry(siblings: pd.DataFrame, seed: int) -> dict:
 
 
 def auc_entries(siblings: pd.DataFrame, seed: int, n_boot: int = N_BOOT, n_perm: int = N_PERM) -> list[dict]:
-    from esa.engine.backdoor.fingerprint import auc_with_ci
+    from esa.analysis.sibling_auc import auc_with_ci
 
     labels = siblings["poisoned"].astype(int).to_numpy()
     return [{"seed": seed, "score": score, **auc_with_ci(siblings[score].to_numpy(dtype=float), labels,

@@ -9,8 +9,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from esa.engine.backdoor.fingerprint import (auc_with_ci, centroid_score, loo_scores, matrix_profile,
-                                             sensitivity_map, shift_score, top_k_set)
+from esa.analysis.sibling_auc import auc_with_ci, centroid_score, loo_scores
+from esa.engine.backdoor.fingerprint import matrix_profile, sensitivity_map, shift_score, top_k_set
 
 
 def test_shift_score_on_hand_built_maps():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import esa.engine.backdoor.fingerprint as fp
-from esa.engine.backdoor.fingerprint import auc, auc_with_ci
+import esa.analysis.sibling_auc as fp
+from esa.analysis.sibling_auc import auc, auc_with_ci
 
 
 def test_perfect_separation_gives_one_and_reversed_gives_zero():
