@@ -16,10 +16,10 @@ def activation_chart(frame: pd.DataFrame) -> alt.FacetChart:
     weight; dashed grey rule at ratio 1 (above it the dimension outweighs every other), dotted rule at the
     weight's own layer."""
     order = [SW_CONDITIONS[c] for c in SW_CONDITIONS if SW_CONDITIONS[c] in set(frame["condition_label"])]
-    color = alt.Color("condition_label:N", sort=order, title="condition")
+    color = alt.Color("condition_label:N", sort=order, title="condition", legend=alt.Legend(labelLimit=240))
     x = alt.X("layer:Q", title="decoder layer", axis=alt.Axis(format="d", tickMinStep=1))
     y = alt.Y("ratio:Q", scale=alt.Scale(type="log"),
-              title="|activation at its dimension| / largest other (log scale)")
+              title="massive-activation ratio (log)")
     base = alt.Chart(frame)
     chart = alt.layer(
         base.mark_line().encode(x=x, y=y, color=color),
@@ -38,7 +38,7 @@ def head_chart(frame: pd.DataFrame) -> alt.FacetChart:
     stats = [HEAD_STATS[s] for s in HEAD_STATS if HEAD_STATS[s] in set(frame["stat_label"])]
     n_layers = int(frame["layer"].max()) + 1 if len(frame) else 1
     chart = alt.Chart(frame).mark_circle(size=55, opacity=0.8).encode(
-        x=alt.X("total:Q", title="critical weights in the head (q, k, v, o; mean over seeds)"),
+        x=alt.X("total:Q", title="critical weights in the head"),
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
         color=alt.Color("layer:Q", title="layer", scale=alt.Scale(scheme="viridis", domain=[0, max(n_layers - 1, 1)]),
                         legend=alt.Legend(format="d")),

@@ -15,7 +15,7 @@ from esa.report.tables_security import ARM_LABELS, ATTACK_LABELS, FORMAT_ORDER
 def collapse_chart(frame: pd.DataFrame) -> alt.FacetChart:
     """Collapse rate against rate, a line per arm, a panel per storage format; bars: Wilson 95% CIs."""
     order = [ARM_LABELS[a] for a in ARM_LABELS if ARM_LABELS[a] in set(frame["arm_label"])]
-    color = alt.Color("arm_label:N", sort=order, title="protection")
+    color = alt.Color("arm_label:N", sort=order, title="protection", legend=alt.Legend(labelLimit=240))
     # Ticks at the measured rates only: a log axis' own ticks between decades overprint one another.
     rates = sorted(float(r) for r in set(frame["rate"]))
     x = alt.X("rate:Q", scale=alt.Scale(type="log"), title="bit-error rate (per stored bit)",
@@ -28,7 +28,7 @@ def collapse_chart(frame: pd.DataFrame) -> alt.FacetChart:
         base.mark_rule().encode(y=alt.Y("ci_low:Q", title=None), y2="ci_high:Q"),
         base.mark_point(filled=True, size=30).encode(
             y=y, tooltip=["format", "rate", "arm", "collapsed", "trials", "ci_low", "ci_high", "mean_flips"]),
-    ).encode(y=y).properties(width=220, height=200)
+    ).encode(y=y).properties(width=250, height=200)
     formats = [f for f in FORMAT_ORDER if f in set(frame["format"])]
     return chart.facet(column=alt.Column("format:N", sort=formats, title="stored as"))
 
@@ -37,8 +37,8 @@ def attack_chart(frame: pd.DataFrame, collapse_factor: float) -> alt.LayerChart:
     """PPL / baseline after each flip, one line per arm and seed (log y); the collapse threshold dashed."""
     frame = frame.assign(shown=frame["ppl_factor"].where(frame["ppl_factor"].map(math.isfinite), 1e12))
     order = [ATTACK_LABELS[a] for a in ATTACK_LABELS if ATTACK_LABELS[a] in set(frame["arm_label"])]
-    color = alt.Color("arm_label:N", sort=order, title="arm")
-    y = alt.Y("shown:Q", scale=alt.Scale(type="log"), title="held-out PPL / baseline (log scale)",
+    color = alt.Color("arm_label:N", sort=order, title="arm", legend=alt.Legend(labelLimit=240))
+    y = alt.Y("shown:Q", scale=alt.Scale(type="log"), title="PPL / baseline (log)",
               axis=alt.Axis(format=".0e"))
     x = alt.X("step:Q", title="flips made", axis=alt.Axis(format="d", tickMinStep=1))
     lines = alt.Chart(frame).encode(x=x, y=y, color=color,
