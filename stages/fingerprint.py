@@ -145,16 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, OSError, ValueError) as exc:
         return bad_input("fingerprint", exc)
 
-    import torch
+    from esa.engine.models.stage_load import stage_model
 
-    from esa.engine.models.loading import load_stage_model, quiet_hub_progress, resolve_device
-
-    quiet_hub_progress()
-    torch.manual_seed(args.seed)
-    try:
-        loaded = load_stage_model(params, device=str(resolve_device(params.get("device", "cpu"))))
-    except (ValueError, OSError) as exc:
-        return bad_input("fingerprint", exc)
+    loaded = stage_model("fingerprint", params, args.seed)
+    if isinstance(loaded, int):
+        return loaded
+    loaded, _ = loaded
     return fingerprint_seed(loaded, params, seed=args.seed, out=args.out, spec=args.spec)
 
 

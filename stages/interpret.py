@@ -126,17 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, OSError) as exc:
         return bad_input("interpret", exc)
 
-    import torch
+    from esa.engine.models.stage_load import stage_model
 
-    from esa.engine.models.loading import load_stage_model, quiet_hub_progress, resolve_device
-
-    quiet_hub_progress()
-    torch.manual_seed(args.seed)
-    device = resolve_device(params.get("device", "cpu"))
-    try:
-        loaded = load_stage_model(params, device=str(device))
-    except (ValueError, OSError) as exc:
-        return bad_input("interpret", exc)
+    loaded = stage_model("interpret", params, args.seed)
+    if isinstance(loaded, int):
+        return loaded
+    loaded, device = loaded
     return interpret_seed(loaded, device, params, seed=args.seed, critical_dir=args.critical, out=args.out,
                           spec=args.spec)
 

@@ -4,14 +4,12 @@ one line naming the spec's line and key (exit code 2)."""
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from copied_project import compile_error, copied_project
 from golden_files import check_golden
 
-from esa.cli import main
 from esa.compile.compiler import compile_specs
 from esa.spec import load_spec
 
@@ -59,21 +57,8 @@ criteria:
 
 @pytest.fixture
 def project(tmp_path, repo_root):
-    for folder in ("stages", "esa"):
-        shutil.copytree(repo_root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "specs").mkdir()
-    (tmp_path / "specs/p2.yaml").write_text(SCORES)
-    return tmp_path
+    return copied_project(tmp_path, repo_root, {"specs/p2.yaml": SCORES})
 
-
-def compile_error(root, monkeypatch, text: str) -> str:
-    (root / "specs/p5.yaml").write_text(text)
-    monkeypatch.chdir(root)
-    result = CliRunner().invoke(main, ["compile", "specs/p5.yaml"])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.stderr and result.stdout == ""
-    (line,) = result.stderr.splitlines()
-    return line.replace(f"{root}/", "")
 
 
 def test_a_good_interpret_run_compiles_with_the_measure_defaults(project):

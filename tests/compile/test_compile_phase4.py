@@ -4,13 +4,11 @@ at compile time in one line naming the spec's line and key (exit code 2)."""
 
 from __future__ import annotations
 
-import shutil
 import pytest
 import yaml
-from click.testing import CliRunner
+from copied_project import compile_error, copied_project
 from golden_files import check_golden
 
-from esa.cli import main
 from esa.compile.compiler import compile_specs
 
 
@@ -58,20 +56,8 @@ criteria:
 
 @pytest.fixture
 def project(tmp_path, repo_root):
-    for folder in ("stages", "esa"):
-        shutil.copytree(repo_root / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "specs").mkdir()
-    return tmp_path
+    return copied_project(tmp_path, repo_root)
 
-
-def compile_error(root, monkeypatch, text: str) -> str:
-    (root / "specs/p4.yaml").write_text(text)
-    monkeypatch.chdir(root)
-    result = CliRunner().invoke(main, ["compile", "specs/p4.yaml"])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.stderr and result.stdout == ""
-    (line,) = result.stderr.splitlines()
-    return line.replace(f"{root}/", "")
 
 
 def test_a_good_ladder_compiles(project):
@@ -93,13 +79,13 @@ def test_a_good_ladder_compiles(project):
 def test_bad_ladders_are_refused_in_one_line(project, monkeypatch, old, new, expected):
     text = (HEAD + LADDER).replace(old, new)
     assert text != HEAD + LADDER
-    line = compile_error(project, monkeypatch, text)
+    line = compile_error(project, monkeypatch, text, "specs/p4.yaml")
     assert line == f"error: {expected}", line
 
 
 def test_a_criterion_naming_a_model_outside_the_comparison_is_refused(project, monkeypatch):
     text = HEAD + LADDER + "  - {id: moe, hypothesis: H1, kind: component_share, run: arch, model: ref-moe, group: router}\n"
-    line = compile_error(project, monkeypatch, text)
+    line = compile_error(project, monkeypatch, text, "specs/p4.yaml")
     assert line.endswith("criteria[1].model: 'ref-moe' is not a model of architecture run 'arch' "
                          "(ref-5xs, ref-4xs, ref-3xs, ref-2xs)"), line
     assert line.startswith("error: specs/p4.yaml:16:65: ")
