@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from esa.engine.models.tokenizer_identity import tokenizer_fingerprint
     from esa.engine.scoring.memory import estimate_memory, save_scores_of
     from esa.engine.scoring.memory_check import available_memory, refusal
-    from esa.engine.scoring.passes import score_model
+    from esa.engine.scoring.passes import check_placement, score_model
     from esa.engine.models.targets import scored_parameters, unnamed_components, unnamed_warning
 
     quiet_hub_progress()
@@ -135,16 +135,25 @@ def main(argv: list[str] | None = None) -> int:
                                 include_lm_head=bool(params.get("include_lm_head")),
                                 components=params.get("components"))
     total = n_params(model)
+    unique = list({t.name: t.parameter for t in targets}.items())
+    try:
+        check_placement(model, unique, metrics)
+    except ValueError as exc:
+        return bad_input("score", exc, "bad params")
     save = save_scores_of(params.get("save_scores", "auto"), total)
     estimate = estimate_memory(model_shape(model, targets), metrics, model_dtype=model_dtype, accum_dtype=accum_dtype,
                                microbatch=microbatch, context=int(params["context"]), save_scores=save,
                                cache_z=resolved.type == "cpu")
     print(f"memory estimate, score run {args.key} seed {args.seed}: {estimate.line()}")
     available, what = available_memory(resolved)
-    refused = refusal(args.key, estimate, available, what, microbatch=microbatch, n_metrics=len(metrics))
-    if refused:
-        print(refused, file=sys.stderr)
-        return 2
+    if params.get("device_map") is not None:
+        # accelerate sized the split with max_memory; the estimate assumes one device, so it is a note here.
+        print(f"device_map: {loaded.record['device_map']}; the one-device memory check is skipped")
+    else:
+        refused = refusal(args.key, estimate, available, what, microbatch=microbatch, n_metrics=len(metrics))
+        if refused:
+            print(refused, file=sys.stderr)
+            return 2
 
     with Manifest(args.out, params=params, spec=args.spec, stage="score") as manifest:
         windows, draw = calibration_draw(tokenizer, docs, context=int(params["context"]),
@@ -154,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
         unnamed = unnamed_components(targets)
         if unnamed:
             print(unnamed_warning(unnamed), file=sys.stderr)
-        unique = list({t.name: t.parameter for t in targets}.items())
         t0 = time.perf_counter()
         result = score_model(model, unique, windows, metrics, device=resolved, seed=args.seed,
                              probes=int(params.get("probes", 8)),

@@ -18,6 +18,12 @@ DType = Literal["float32", "float16", "bfloat16", "auto"]
 Device = Literal["cpu", "cuda", "auto"]
 # Run fields that reach the stage through load_settings() rather than the kind's own params.
 LOAD_FIELDS = ("revision", "trust_remote_code")
+# accelerate's placement of a model over devices (esa.engine.models.placement); in params only when set.
+PLACEMENT_FIELDS = ("device_map", "max_memory")
+PlacedOn = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=r"^(cpu|disk|cuda(:\d+)?|\d+)$")]
+DeviceMap = Literal["auto", "balanced", "balanced_low_0", "sequential"] | dict[str, PlacedOn]
+MemoryDevice = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=r"^(cpu|\d+)$")]
+MemorySize = Annotated[int, Field(gt=0)] | Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")]
 
 
 def check_model_name(value: str) -> str:
@@ -146,6 +152,19 @@ class ScoreRun(_RunBase):
         "dtype of the per-weight accumulators (grad_x_weight, grad_squared/obd, hutchinson_diag; act_mag's "
         f"per-input-feature sums stay float32). auto: {DEFAULT_RULE}. bfloat16 halves their memory and rounds "
         "each sum to 8 significant bits"))
+    device_map: DeviceMap | None = Field(None, description=(
+        "split the model over devices with accelerate: auto/balanced/sequential, or module name -> device "
+        "(0, 1, cuda:0, cpu, disk). Modules sent to cpu beside a GPU, or to disk, are offloaded: their weights "
+        "stay in host memory or a temporary folder and visit the device for their forward"))
+    max_memory: dict[MemoryDevice, MemorySize] | None = Field(None, description=(
+        "with device_map: the most each device may hold, e.g. {0: 70GiB, cpu: 200GiB}; what does not fit goes "
+        "to disk"))
+
+    @model_validator(mode="after")
+    def _placement(self):
+        if self.max_memory and self.device_map is None:
+            raise ValueError("max_memory needs a device_map (e.g. device_map: auto)")
+        return self
 
     @field_validator("metrics", "modes")
     @classmethod
@@ -166,7 +185,10 @@ class ScoreRun(_RunBase):
                 if k <= self.topk]
 
     def resolved(self) -> dict[str, Any]:
-        data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "k_grid", *LOAD_FIELDS})
+        data = self.model_dump(exclude={"id", "kind", "description", "seeds", "model", "data", "k_grid", *LOAD_FIELDS,
+                                        *PLACEMENT_FIELDS})
+        # Placement only when asked for, so the params (and DVC's record) of unsplit runs stay as they were.
+        data.update({key: getattr(self, key) for key in PLACEMENT_FIELDS if getattr(self, key) is not None})
         data["k_grid"] = self.ks()
         data["seed_plan"] = list(self.seeds)
         # The default written out where the device and dtype decide it (auto stays when the stage must decide).

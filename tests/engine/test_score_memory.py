@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -115,3 +116,26 @@ def test_without_psutil_ram_comes_from_proc_meminfo(monkeypatch):
         pytest.skip("no /proc/meminfo here")
     monkeypatch.setitem(sys.modules, "psutil", None)  # import psutil now raises ImportError
     assert memory_check.available_ram() > 0
+
+
+def test_a_device_map_split_scores_and_selects_as_one_device(run_score, capsys):
+    # ref-tiny's later layers to disk through the spec's params: the stage loads with accelerate's dispatch.
+    code_one, one, _ = run_score("one")
+    code_split, split, _ = run_score("split", device_map="auto", max_memory={"cpu": 150_000})
+    assert code_one == code_split == 0
+    placed = json.loads((split / "manifest.json").read_text())["device_map"]
+    assert "disk" in placed.values() and "cpu" in placed.values()
+    assert "the one-device memory check is skipped" in capsys.readouterr().out
+    before, after = _scores(one), _scores(split)
+    assert before.keys() == after.keys()
+    for key in before:
+        assert torch.equal(before[key], after[key]), key
+    for table in ("topk.parquet", "bottomk.parquet"):
+        assert pd.read_parquet(one / table).equals(pd.read_parquet(split / table)), table
+
+
+def test_a_device_map_with_hutchinson_on_offloaded_weights_is_refused_in_one_line(run_score, capsys):
+    code, out, seen = run_score("hess", metrics=["hutchinson_diag"], device_map="auto", max_memory={"cpu": 150_000})
+    assert code == 2 and not seen and not (out / "manifest.json").exists()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "hutchinson_diag need every scored weight on a device" in err

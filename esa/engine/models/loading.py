@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from esa.engine.models.placement import dispatch_settings, placed_map, register_offloaded
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -47,22 +49,27 @@ class RemoteCodeRefused(ValueError):
 
 
 def load_model(id_or_path: str, dtype: str = "float32", device: str = "cpu", *, revision: str | None = None,
-               trust_remote_code: bool = False):
+               trust_remote_code: bool = False, device_map=None, max_memory: dict | None = None):
     """Return ``(model, tokenizer)`` with the model in eval mode on the resolved device.
 
     ``revision`` (hub ids) is passed to both from_pretrained calls; ``trust_remote_code`` is always passed as a
-    bool, since None would make transformers ask on the terminal before refusing.
+    bool, since None would make transformers ask on the terminal before refusing. With ``device_map`` accelerate
+    places the modules instead (``max_memory`` caps each device; what does not fit is offloaded to disk).
     """
     settings = {"revision": revision, "trust_remote_code": bool(trust_remote_code)}
+    placement = dispatch_settings(device_map, max_memory)
     try:
-        model = AutoModelForCausalLM.from_pretrained(id_or_path, dtype=resolve_dtype(dtype), **settings)
+        model = AutoModelForCausalLM.from_pretrained(id_or_path, dtype=resolve_dtype(dtype), **settings, **placement)
         tokenizer = AutoTokenizer.from_pretrained(id_or_path, **settings)
     except ValueError as exc:
         if not trust_remote_code and "trust_remote_code" in str(exc):
             raise RemoteCodeRefused(f"model '{id_or_path}' runs code of its own (auto_map in its config): set "
                                     f"`trust_remote_code: true` in the spec to allow it") from None
         raise
-    model.to(resolve_device(device))
+    if placement:
+        register_offloaded(model)  # before any forward: targets then hold the objects that know their weights map
+    else:
+        model.to(resolve_device(device))
     model.eval()
     return model, tokenizer
 
@@ -85,9 +92,11 @@ def load_stage_model(params: dict[str, Any], device: str | None = None) -> Stage
     start = time.perf_counter()
     model, tokenizer = load_model(location, dtype=params.get("dtype", "float32"),
                                   device=device or params.get("device", "cpu"), revision=params.get("revision"),
-                                  trust_remote_code=trusted)
+                                  trust_remote_code=trusted, device_map=params.get("device_map"),
+                                  max_memory=params.get("max_memory"))
     seconds = time.perf_counter() - start
     record = {"load_seconds": round(seconds, 3),
+              **({"device_map": placed_map(model)} if params.get("device_map") is not None else {}),
               "revision": resolved_revision(location, params.get("revision")),
               "trust_remote_code": trusted}
     return StageModel(model, tokenizer, record)

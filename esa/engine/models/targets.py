@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from esa.engine.models.placement import stored_value
+
 # First match wins; patterns are matched against the full parameter name. Families: Llama/Mistral/Qwen2/Gemma,
 # Mixtral/Qwen2-MoE/Qwen3-MoE/OLMoE/DeepSeek-V2/V3/GPT-OSS (routers, packed and shared experts), Phi/Phi-3,
 # GPT-2/StarCoder2 (`c_attn`, `c_fc`, `c_proj`), GPT-NeoX/Pythia, Falcon/BLOOM (`query_key_value`,
@@ -101,8 +103,8 @@ class Target:
         return tensor[self.expert] if self.packed else tensor
 
     def weight(self) -> torch.Tensor:
-        """The (detached) 2-D weight this target scores."""
-        return self.view(self.parameter.detach())
+        """The (detached) 2-D weight this target scores (accelerate's stored copy when offloaded)."""
+        return self.view(stored_value(self.parameter))
 
 
 def scored_parameters(model: torch.nn.Module, *, include_embeddings: bool = False, include_lm_head: bool = False,

@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from esa.engine.data.batches import Batch, Params, batch_loss, make_batches, model_device
+from esa.engine.models.placement import home_device, offload_entry, watch_materialised
 from esa.engine.scoring.metrics import fold_, get_metric
 
 
@@ -77,12 +78,18 @@ class GradientStats:
 def gradient_pass(model, params: Params, batches: list[Batch], *, need: frozenset[str], accum_dtype: torch.dtype,
                   device: torch.device, progress: bool = True) -> tuple[dict[str, dict[str, torch.Tensor]],
                                                                          GradientStats]:
-    """One sweep filling the requested accumulators (grad_sum, grad_sq, act_sq) of every parameter."""
+    """One sweep filling the requested accumulators (grad_sum, grad_sq, act_sq) of every parameter.
+
+    Accumulators live on the device holding their parameter (the host for weights accelerate offloads), so a model
+    split by a device_map never gathers a gradient on one device. An offloaded weight is a new object in every
+    forward: its hook is put on that object as accelerate materialises it (esa.engine.models.placement).
+    """
     acc: dict[str, dict[str, torch.Tensor]] = {name: {} for name, _ in params}
     for name, p in params:
         for key in ("grad_sum", "grad_sq"):
             if key in need:
-                acc[name][key] = torch.zeros(p.shape, dtype=accum_dtype, device=p.device)
+                acc[name][key] = torch.zeros(p.shape, dtype=accum_dtype, device=home_device(p))
+    offloaded = {name: entry for name, p in params if (entry := offload_entry(p)) is not None}
     stats = GradientStats()
     current: dict = {"n": 0, "mask": None}
     handles = []
@@ -93,6 +100,8 @@ def gradient_pass(model, params: Params, batches: list[Batch], *, need: frozense
             if g is None:
                 return
             a = acc[name]
+            if name in offloaded:
+                g = g.to(a["grad_sum" if "grad_sum" in a else "grad_sq"].device)
             if "grad_sum" in a:
                 fold_(a["grad_sum"], g, alpha=float(current["n"]))
             if "grad_sq" in a:
@@ -105,36 +114,44 @@ def gradient_pass(model, params: Params, batches: list[Batch], *, need: frozense
             x = x.reshape(-1, x.shape[-1]).float()
             if current["mask"] is not None:
                 x = x[current["mask"].reshape(-1).bool()]
-            acc[name]["act_sq"].add_(torch.square(x).sum(0))
+            total = acc[name]["act_sq"]
+            total.add_(torch.square(x).sum(0).to(total.device))
         return hook
+
+    def materialised(name: str, weight: torch.nn.Parameter) -> None:
+        weight.requires_grad_(True)  # accelerate copies the flag from the meta object, which may predate the pass
+        weight.register_post_accumulate_grad_hook(grad_hook(name))  # dies with this forward's weight
 
     backward = bool(need & {"grad_sum", "grad_sq"})
     if backward:
-        handles += [p.register_post_accumulate_grad_hook(grad_hook(name)) for name, p in params]
+        handles += [p.register_post_accumulate_grad_hook(grad_hook(name)) for name, p in params if name not in offloaded]
     if "act_sq" in need:
         owners = linear_owners(model)
         for name, p in params:
             module = owners.get(id(p))
+            if name in offloaded and isinstance(offloaded[name][0], torch.nn.Linear):
+                module = offloaded[name][0]
             if module is not None and p.dim() == 2:
-                acc[name]["act_sq"] = torch.zeros(p.shape[1], dtype=torch.float32, device=p.device)
+                acc[name]["act_sq"] = torch.zeros(p.shape[1], dtype=torch.float32, device=home_device(p))
                 handles.append(module.register_forward_hook(act_hook(name)))
     saved = [p.grad for _, p in params]
     for _, p in params:
         p.grad = None
     try:
-        for batch in tqdm(batches, desc="score: gradient" if backward else "score: activations",
-                          disable=not progress, mininterval=2.0):
-            current["n"] = batch.n_tokens
-            current["mask"] = None if batch.mask is None else batch.mask.to(device)
-            if backward:
-                batch_loss(model, batch, device).backward()
-            else:
-                with torch.no_grad():
-                    model(input_ids=batch.ids.to(device), attention_mask=current["mask"], use_cache=False)
-            stats.n_tokens += batch.n_tokens
-            stats.n_sequences += batch.n_sequences
-            stats.n_positions += batch.n_positions
-            stats.n_batches += 1
+        with watch_materialised(offloaded if backward else {}, materialised):
+            for batch in tqdm(batches, desc="score: gradient" if backward else "score: activations",
+                              disable=not progress, mininterval=2.0):
+                current["n"] = batch.n_tokens
+                current["mask"] = None if batch.mask is None else batch.mask.to(device)
+                if backward:
+                    batch_loss(model, batch, device).backward()
+                else:
+                    with torch.no_grad():
+                        model(input_ids=batch.ids.to(device), attention_mask=current["mask"], use_cache=False)
+                stats.n_tokens += batch.n_tokens
+                stats.n_sequences += batch.n_sequences
+                stats.n_positions += batch.n_positions
+                stats.n_batches += 1
     finally:
         for handle in handles:
             handle.remove()

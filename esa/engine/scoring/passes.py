@@ -20,6 +20,7 @@ from typing import Iterator
 import torch
 
 from esa.engine.data.batches import Params, batch_loss, make_batches
+from esa.engine.models.placement import input_device, offload_entry, register_offloaded, stored_value
 from esa.engine.scoring.gradient_pass import act_mag_notes, eager_attention, gradient_pass, scoring_mode
 from esa.engine.scoring.hutchinson import hutchinson_sums, window_subset
 from esa.engine.scoring.metrics import HUTCHINSON_REPORT, ScoreInputs, check_hutchinson_mode, get_metric
@@ -77,7 +78,7 @@ class ScoreResult:
             return self.cache[metric][name]
         if metric not in self.meta.metrics:
             raise KeyError(f"metric '{metric}' was not scored (scored: {', '.join(self.meta.metrics)})")
-        stats = ScoreInputs(weight=self.params[name].detach(), acc=self.acc.get(name, {}),
+        stats = ScoreInputs(weight=stored_value(self.params[name]), acc=self.acc.get(name, {}),
                             n_tokens=self.meta.n_tokens, n_batches=self.meta.n_microbatches,
                             n_probes=self.n_probes, hutchinson_mode=self.hutchinson_mode, out_dtype=self.score_dtype)
         with torch.no_grad():
@@ -117,12 +118,23 @@ def as_dtype(value: torch.dtype | str) -> torch.dtype:
 
 def _check_model(model, device, dtype) -> tuple[torch.device, torch.dtype]:
     first = next(model.parameters())
+    where = input_device(model)  # a dispatched model: where its inputs go (its first module's device)
     dtype = None if dtype is None else as_dtype(dtype)
-    if device is not None and torch.device(device).type != first.device.type:
-        raise ValueError(f"model is on {first.device}, scoring asked for {device}: move the model first")
+    if device is not None and torch.device(device).type != where.type:
+        raise ValueError(f"model is on {where}, scoring asked for {device}: move the model first")
     if dtype is not None and dtype != first.dtype:
         raise ValueError(f"model dtype is {first.dtype}, scoring asked for {dtype}: load the model in that dtype")
-    return first.device, first.dtype
+    return where, first.dtype
+
+
+def check_placement(model, params: Params, metrics: list[str]) -> None:
+    """Hutchinson probes and the super-weight scan read weights outside the gradient sweep's hooks: they need every
+    scored weight resident, not offloaded by a device_map."""
+    register_offloaded(model)
+    resident_only = [m for m in metrics if get_metric(m).pass_kind in ("hutchinson", "superweight")]
+    if resident_only and any(offload_entry(p) is not None for _, p in params):
+        raise ValueError(f"{', '.join(resident_only)} need every scored weight on a device; this device_map offloads "
+                         "some to cpu/disk (give them more max_memory, or score them in a separate run)")
 
 
 def score_model(model, params: Params, windows: list[torch.Tensor], metrics: list[str], *,
@@ -146,6 +158,7 @@ def score_model(model, params: Params, windows: list[torch.Tensor], metrics: lis
     names = [name for name, _ in params]
     if len(set(names)) != len(names):
         raise ValueError("parameter names must be unique")
+    check_placement(model, params, [m.name for m in specs])
     if not windows and any(m.pass_kind in ("gradient", "hutchinson") for m in specs):
         raise ValueError("no calibration windows")
     if not windows and superweight_prompt is None and any(m.pass_kind == "superweight" for m in specs):
