@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     from esa.engine.models.size import model_size
     from esa.engine.models.tokenizer_identity import tokenizer_fingerprint
     from esa.engine.scoring.memory import estimate_memory, save_scores_of
-    from esa.engine.scoring.memory_check import available_memory, refusal
+    from esa.engine.host_memory import return_freed_blocks
+    from esa.engine.scoring.memory_check import available_memory, host_memory_is_tight, refusal
     from esa.engine.scoring.passes import check_placement, score_model
     from esa.engine.models.targets import scored_parameters, unnamed_components, unnamed_warning
 
@@ -154,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         if refused:
             print(refused, file=sys.stderr)
             return 2
+    # glibc keeps freed blocks for reuse, which on CPU can add a third of the model to the peak; when RAM is
+    # tight, trade some speed (about 1.25x on small models, benchmarks/host_memory.py) for getting them back.
+    allocator = "default"
+    if resolved.type == "cpu" and host_memory_is_tight(estimate, available) and return_freed_blocks():
+        allocator = "freed blocks returned at once (glibc mmap threshold pinned at 128 KiB)"
+        print(f"host memory is tight: {allocator}")
 
     with Manifest(args.out, params=params, spec=args.spec, stage="score") as manifest:
         windows, draw = calibration_draw(tokenizer, docs, context=int(params["context"]),
@@ -214,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.out / "summary.json", summary)
         manifest.set(seed=args.seed, device=str(resolved), dtype=dtype, n_params=total, scoring=meta,
                      memory_estimate=estimate.to_dict(), memory_available={"bytes": available, "what": what},
-                     threads=torch.get_num_threads(), **loaded.record)
+                     threads=torch.get_num_threads(), host_allocator=allocator, **loaded.record)
     print(f"score {params['model']} seed {args.seed}: {', '.join(params['metrics'])} over {meta['n_tokens']} "
           f"tokens / {len(windows)} windows; {len(frames['topk'])} selected rows")
     return 0

@@ -3,6 +3,7 @@ runs that read results is esa.spec.all_runs)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -20,10 +21,9 @@ Device = Literal["cpu", "cuda", "auto"]
 LOAD_FIELDS = ("revision", "trust_remote_code")
 # accelerate's placement of a model over devices (esa.engine.models.placement); in params only when set.
 PLACEMENT_FIELDS = ("device_map", "max_memory")
-PlacedOn = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=r"^(cpu|disk|cuda(:\d+)?|\d+)$")]
-DeviceMap = Literal["auto", "balanced", "balanced_low_0", "sequential"] | dict[str, PlacedOn]
-MemoryDevice = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=r"^(cpu|\d+)$")]
-MemorySize = Annotated[int, Field(gt=0)] | Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$")]
+SPLITS = ("auto", "balanced", "balanced_low_0", "sequential")
+PLACED_ON = re.compile(r"^(cpu|disk|cuda(:\d+)?|\d+)$")
+MEMORY_SIZE = re.compile(r"^\d+(\.\d+)?\s*[KMGT]i?B$")
 
 
 def check_model_name(value: str) -> str:
@@ -152,13 +152,35 @@ class ScoreRun(_RunBase):
         "dtype of the per-weight accumulators (grad_x_weight, grad_squared/obd, hutchinson_diag; act_mag's "
         f"per-input-feature sums stay float32). auto: {DEFAULT_RULE}. bfloat16 halves their memory and rounds "
         "each sum to 8 significant bits"))
-    device_map: DeviceMap | None = Field(None, description=(
+    device_map: str | dict[str, int | str] | None = Field(None, description=(
         "split the model over devices with accelerate: auto/balanced/sequential, or module name -> device "
         "(0, 1, cuda:0, cpu, disk). Modules sent to cpu beside a GPU, or to disk, are offloaded: their weights "
         "stay in host memory or a temporary folder and visit the device for their forward"))
-    max_memory: dict[MemoryDevice, MemorySize] | None = Field(None, description=(
+    max_memory: dict[int | str, int | str] | None = Field(None, description=(
         "with device_map: the most each device may hold, e.g. {0: 70GiB, cpu: 200GiB}; what does not fit goes "
         "to disk"))
+
+    @field_validator("device_map")
+    @classmethod
+    def _device_map(cls, value):
+        # One message per mistake (a typed union would report each alternative it tried).
+        if isinstance(value, str) and value not in SPLITS:
+            raise ValueError(f"'{value}' is not a split: use {', '.join(SPLITS)} or a map of module name -> device")
+        if isinstance(value, dict):
+            bad = {k: v for k, v in value.items() if not PLACED_ON.match(str(v)) or isinstance(v, bool)}
+            if bad:
+                raise ValueError(f"unknown device for {', '.join(map(str, bad))}: use 0, 1, cuda:0, cpu or disk")
+        return value
+
+    @field_validator("max_memory")
+    @classmethod
+    def _max_memory(cls, value):
+        for device, size in (value or {}).items():
+            if not re.match(r"^(cpu|\d+)$", str(device)):
+                raise ValueError(f"unknown device '{device}': use a GPU index (0, 1, ...) or cpu")
+            if not (isinstance(size, int) and size > 0 or isinstance(size, str) and MEMORY_SIZE.match(size)):
+                raise ValueError(f"{device}: '{size}' is not a size: bytes, or like 70GiB, 512MB")
+        return value
 
     @model_validator(mode="after")
     def _placement(self):

@@ -51,7 +51,7 @@ def test_a_default_no_run_kind_has_is_still_an_error(write_spec, tmp_path, monke
 
 def compiled(write_spec, tmp_path, monkeypatch, text: str) -> dict:
     for folder in ("stages", "esa"):  # the code files the stages depend on
-        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["compile", str(write_spec(text))])
     assert result.exit_code == 0, result.output

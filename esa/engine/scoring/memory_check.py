@@ -53,3 +53,12 @@ def refusal(run: str, estimate: MemoryEstimate, available: int | None, what: str
     fixes.append("fewer matrices via components")
     return (f"score run {run}: needs about {gib(estimate.to_allocate)} GiB beyond the loaded weights, {what} is "
             f"{gib(available)} GiB (estimate {estimate.line()}); try {', '.join(fixes)}")
+
+
+# Beyond this share of the available RAM the allocator's retained blocks could tip a run over: return them at once.
+TIGHT_SHARE = 0.5
+
+
+def host_memory_is_tight(estimate: MemoryEstimate, available: int | None) -> bool:
+    """Whether what is still to allocate would take more than TIGHT_SHARE of the available RAM."""
+    return available is not None and estimate.to_allocate > TIGHT_SHARE * available
