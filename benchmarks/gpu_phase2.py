@@ -1,11 +1,13 @@
-"""Phase-2 scoring on a Llama-3.1-8B-shaped model with random bf16 weights, on one GPU.
+"""Phase-2 scoring on a Llama-3.2-1B- or Llama-3.1-8B-shaped model with random bf16 weights, on one GPU.
 
 Times, in one process and alternating after a warm-up: the gradient-metrics pass (grad_x_weight, grad_squared,
 obd, act_mag in one sweep) against a bare fwd+bwd over the same tokens and microbatches; one Hutchinson probe on
-a subset of windows against a bare fwd+bwd on that subset; top-k per matrix from the lazy scores. Reports peak
-allocated GPU memory beside each. Each section that runs out of memory is reported as OOM and the rest go on.
+a subset of windows against a bare fwd+bwd on that subset; top-k per matrix from the lazy scores; then a score
+stage's work for three seeds (gradient pass + per-layer and global top-k of the default targets, no embeddings or
+head), which is what `dvc repro` of a three-seed score run spends beyond loading. Reports peak allocated GPU
+memory beside each. Each section that runs out of memory is reported as OOM and the rest go on.
 
-    python benchmarks/gpu_phase2.py                 # the 8B shape on cuda (exits with a message without a GPU)
+    python benchmarks/gpu_phase2.py [--shape 1b]    # the 8B shape on cuda (exits with a message without a GPU)
     python benchmarks/gpu_phase2.py --dry-run       # a tiny shape on CPU: checks the script end to end
 """
 
@@ -30,6 +32,10 @@ from esa.engine.scoring.passes import score_model  # noqa: E402
 GRAD_METRICS = ["grad_x_weight", "grad_squared", "obd", "act_mag"]
 LLAMA_8B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
                 intermediate_size=14336, vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0)
+LLAMA_1B = dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
+                intermediate_size=8192, vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0,
+                tie_word_embeddings=True)
+SHAPES = {"1b": LLAMA_1B, "8b": LLAMA_8B}
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             intermediate_size=128, vocab_size=512, max_position_embeddings=256)
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -50,6 +56,8 @@ class Row:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dry-run", action="store_true", help="tiny shape on CPU, few tokens")
+    p.add_argument("--shape", choices=list(SHAPES), default="8b")
+    p.add_argument("--stage-seeds", type=int, default=3, help="seeds of the stage-work row (0 skips it)")
     p.add_argument("--windows", type=int, default=200)
     p.add_argument("--seq-len", type=int, default=512)
     p.add_argument("--microbatch", type=int, default=4)
@@ -131,6 +139,29 @@ def topk_per_matrix(result, metric: str, k: int) -> int:
     return picked
 
 
+def stage_work(model, windows, args, kw) -> None:
+    """What a score stage computes per seed once the model is loaded: the sweep over its own windows (a seed's
+    document-disjoint draw, here a rotation of the random windows) and the streaming selectors."""
+    from esa.engine.models.targets import scored_parameters
+    from esa.engine.scoring.select import Selector
+
+    targets = scored_parameters(model)
+    params = list({t.name: t.parameter for t in targets}.items())
+    for seed in range(args.stage_seeds):
+        shift = seed * len(windows) // max(args.stage_seeds, 1)
+        result = score_model(model, params, windows[shift:] + windows[:shift], GRAD_METRICS, **dict(kw, seed=seed))
+        for metric in ("grad_x_weight", "act_mag"):
+            selectors = [Selector(args.topk, "per_layer"), Selector(args.topk, "global")]
+            for target in targets:
+                score = result.score(metric, target.name)
+                if score is not None:
+                    for selector in selectors:
+                        selector.add(target, score)
+            for selector in selectors:
+                selector.result()
+        result = None
+
+
 def ratio_text(num: Row, den: Row) -> str:
     pairs = [a / b for a, b in zip(num.seconds, den.seconds)]
     if not pairs:
@@ -146,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_phase2: no CUDA device here; nothing measured (use --dry-run to check the script on CPU)")
         return 0
     else:
-        device, shape = torch.device("cuda"), LLAMA_8B
+        device, shape = torch.device("cuda"), SHAPES[args.shape]
     dtype, accum = DTYPES[args.dtype], DTYPES[args.accum_dtype]
     start = time.perf_counter()
     model = build_model(shape, dtype, device, args.seed)
@@ -189,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         run_section(hutch, device, lambda: score_model(model, params, subset, ["hutchinson_diag"], **hkw))
         log(hutch)
 
+    stage = Row(f"stage work, {args.stage_seeds} seeds (gradient pass + top-{args.topk} per layer and global)")
+    if args.stage_seeds:
+        run_section(stage, device, lambda: stage_work(model, windows, args, kw))
+        log(stage)
+
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU (dry run)"
     tokens = sum(w.numel() - 1 for w in windows)
     print(f"\n## Phase 2 scoring (GPU): {name}")
@@ -199,13 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     print("| section | median s | ratio (median, range) | peak allocated GB | note |")
     print("|---|---|---|---|---|")
     for row, ratio in ((bare, ""), (grad, ratio_text(grad, bare)), (topk, ""), (h_bare, ""),
-                       (hutch, ratio_text(hutch, h_bare))):
+                       (hutch, ratio_text(hutch, h_bare)), (stage, "")):
         print(f"| {row.section} | {row.median:.3f} | {ratio} | {row.peak_gb:.1f} | {row.note} |")
     if meta is not None:
         print(f"\nestimator (grad_squared): {meta.estimators['grad_squared']}")
     if args.json:
         rows = {r.section: {"seconds": r.seconds, "peak_gb": r.peak_gb, "note": r.note}
-                for r in (bare, grad, topk, h_bare, hutch)}
+                for r in (bare, grad, topk, h_bare, hutch, stage)}
         args.json.write_text(json.dumps({"device": name, "shape": shape, "args": {
             k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
     return 0

@@ -12,7 +12,6 @@ import pytest
 
 import esa.engine.host_memory as host_memory
 import esa.engine.scoring.memory_check as memory_check
-from test_score_memory import run_score  # noqa: F401  (fixture)
 
 # 100 blocks of 1 MiB, all freed but the last (which keeps the heap's top in use, so glibc cannot trim below it).
 HELD_AFTER_FREE = textwrap.dedent("""\
@@ -42,7 +41,7 @@ def test_pinned_threshold_gives_freed_blocks_back():
     assert pinned["held_mib"] < 10  # only the block still in use
 
 
-def test_the_stage_pins_only_when_ram_is_tight(run_score, monkeypatch, capsys):  # noqa: F811
+def test_the_stage_pins_only_when_ram_is_tight(run_score, monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(host_memory, "return_freed_blocks", lambda: calls.append(1) or True)
     code, out, _ = run_score("roomy")

@@ -3,55 +3,17 @@ scores bit for bit as they were, the estimate is printed and recorded, and a run
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file
 
 import esa.engine.scoring.memory_check as memory_check
-import esa.engine.scoring.passes as passes
 
-ROOT = Path(__file__).resolve().parents[2]
-METRICS = ["grad_x_weight", "grad_squared", "act_mag"]
-
-
-def _stage():
-    spec = importlib.util.spec_from_file_location("score_stage", ROOT / "stages/score.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def run_score(tmp_path, monkeypatch, ref_tiny, tiny_corpus):
-    """Run the stage in-process on ref-tiny with extra params; return (exit code, out folder, accumulators seen)."""
-    seen: dict[str, torch.dtype] = {}
-    real = passes.score_model
-
-    def recording(*args, **kwargs):
-        result = real(*args, **kwargs)
-        seen.update({f"{name}/{key}": t.dtype for name, acc in result.acc.items() for key, t in acc.items()})
-        return result
-
-    monkeypatch.setattr(passes, "score_model", recording)
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "spec.yaml").write_text("name: test\n")
-
-    def run(name: str, **extra):
-        params = {"model": str(ref_tiny), "data": str(tiny_corpus), "metrics": METRICS, "modes": ["per_layer"],
-                  "topk": 4, "max_windows": 3, "context": 32, "save_scores": True, "seed_plan": [1], **extra}
-        (tmp_path / "params.yaml").write_text(yaml.safe_dump({"phase2": {name: params}}))
-        out = tmp_path / name
-        seen.clear()
-        code = _stage().main(["--key", f"phase2.{name}", "--seed", "1", "--spec", "spec.yaml", "--out", str(out)])
-        return code, out, dict(seen)
-
-    return run
+from score_stage import METRICS
 
 
 def _scores(out: Path) -> dict[str, torch.Tensor]:
