@@ -197,7 +197,10 @@ def main(argv=None) -> int:
         "loop holds one `.grad`; the rest is activations and allocator caching, shared with the bare loop. The "
         "last two rows fix glibc's mmap threshold so freed large blocks leave the RSS at once. A Hutchinson probe "
         "holds its Hessian accumulator, the probe's z (cached on CPU; `cache_z=False` regenerates it from its seed "
-        "instead, trading time for one model's worth of memory) and the graph of the first backward.",
+        "instead, trading time for one model's worth of memory) and the graph of the first backward. These rows "
+        "build the model in-process, so \"incl. model\" also holds what construction leaves behind and the modeling "
+        "code's own memory; the score stage's path (weights mapped from safetensors) is measured in \"Host memory "
+        "of scoring (CPU)\" below.",
     ]
     report(SECTION, lines, args.write)
     return 0

@@ -155,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         if refused:
             print(refused, file=sys.stderr)
             return 2
-    # glibc keeps freed blocks for reuse, which on CPU can add a third of the model to the peak; when RAM is
-    # tight, trade some speed (about 1.25x on small models, benchmarks/host_memory.py) for getting them back.
+    # glibc keeps freed blocks for reuse (0.4x of a 36M model at the peak); when RAM is tight, trade speed (1.7x
+    # there, benchmarks/host_memory.py) for getting them back at once.
     allocator = "default"
     if resolved.type == "cpu" and host_memory_is_tight(estimate, available) and return_freed_blocks():
         allocator = "freed blocks returned at once (glibc mmap threshold pinned at 128 KiB)"
