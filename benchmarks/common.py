@@ -72,6 +72,21 @@ def random_llama(args) -> tuple[torch.nn.Module, list[torch.Tensor]]:
     return model, windows
 
 
+def select_like_the_stage(result, targets, metrics, k: int) -> None:
+    """Stream every matrix's score of each metric through per-layer and global top-k, as stages/score.py does."""
+    from esa.engine.scoring.select import Selector
+
+    for metric in metrics:
+        selectors = [Selector(k, "per_layer"), Selector(k, "global")]
+        for target in targets:
+            score = result.score(metric, target.name)
+            if score is not None:
+                for selector in selectors:
+                    selector.add(target, score)
+        for selector in selectors:
+            selector.result()
+
+
 def report(section: str, lines: list[str], write: bool) -> None:
     """Print the section's text and, with ``write``, put it in RESULTS.md."""
     text = "\n".join(lines) + "\n"

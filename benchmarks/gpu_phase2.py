@@ -142,23 +142,16 @@ def topk_per_matrix(result, metric: str, k: int) -> int:
 def stage_work(model, windows, args, kw) -> None:
     """What a score stage computes per seed once the model is loaded: the sweep over its own windows (a seed's
     document-disjoint draw, here a rotation of the random windows) and the streaming selectors."""
+    from common import select_like_the_stage
+
     from esa.engine.models.targets import scored_parameters
-    from esa.engine.scoring.select import Selector
 
     targets = scored_parameters(model)
     params = list({t.name: t.parameter for t in targets}.items())
     for seed in range(args.stage_seeds):
         shift = seed * len(windows) // max(args.stage_seeds, 1)
         result = score_model(model, params, windows[shift:] + windows[:shift], GRAD_METRICS, **dict(kw, seed=seed))
-        for metric in ("grad_x_weight", "act_mag"):
-            selectors = [Selector(args.topk, "per_layer"), Selector(args.topk, "global")]
-            for target in targets:
-                score = result.score(metric, target.name)
-                if score is not None:
-                    for selector in selectors:
-                        selector.add(target, score)
-            for selector in selectors:
-                selector.result()
+        select_like_the_stage(result, targets, ("grad_x_weight", "act_mag"), args.topk)
         result = None
 
 

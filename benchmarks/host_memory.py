@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import add_llama_args, machine, random_llama, report  # noqa: E402
+from common import add_llama_args, machine, random_llama, report, select_like_the_stage  # noqa: E402
 
 METRICS = ["grad_x_weight", "grad_squared", "obd", "act_mag"]
 CONFIGS = ("default", "pinned", "bare")
@@ -88,7 +88,6 @@ def child(args) -> None:
     from esa.engine.models.targets import scored_parameters
     from esa.engine.scoring.gradient_pass import bare_fwd_bwd
     from esa.engine.scoring.passes import score_model
-    from esa.engine.scoring.select import Selector
 
     torch.set_num_threads(args.threads)
     if args.child == "pinned":
@@ -114,15 +113,7 @@ def child(args) -> None:
     seconds = time.perf_counter() - start
     if args.child != "bare":
         sampler.enter("select")
-        for metric in METRICS:
-            selectors = [Selector(100, "per_layer"), Selector(100, "global")]
-            for target in targets:
-                score = result.score(metric, target.name)
-                if score is not None:
-                    for selector in selectors:
-                        selector.add(target, score)
-            for selector in selectors:
-                selector.result()
+        select_like_the_stage(result, targets, METRICS, 100)
     peaks = sampler.close()
     print(json.dumps({"before": before, "peaks": peaks, "seconds": seconds,
                       "model_bytes": sum(p.numel() * 4 for p in model.parameters()),
