@@ -69,7 +69,10 @@ def check_settings(settings: Sequence[str], root: Path) -> None:
         file = root / path
         if not file.exists():
             raise QueueError(f"{path}: no such params file (-S {overrides[0][0]})")
-        params = yaml.safe_load(file.read_text()) or {}
+        try:
+            params = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise QueueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         for setting, override in overrides:
             key = override.key_or_group
             if override.type != OverrideType.CHANGE:

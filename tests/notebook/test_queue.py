@@ -129,6 +129,13 @@ def test_bad_keys_and_stages_end_in_one_line_and_exit_2(files_only, args, messag
     assert "Traceback" not in result.output
 
 
+def test_a_params_file_that_is_not_yaml_is_one_line_too(files_only):
+    (files_only / "params.yaml").write_text("p: [1\n")
+    result = CliRunner().invoke(main, ["queue", "-S", "p.x=2", "--dry-run"])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert result.output.startswith("error: params.yaml: not valid YAML (")
+
+
 def test_queue_status_table_and_queued_names_are_parsed():
     status = textwrap.dedent("""\
         Task     Name        Created       Status
