@@ -200,12 +200,14 @@ def report_command(page: str | None, out: str | None, no_quarto: bool) -> None:
 def _register_commands() -> None:
     from esa.export.cli import export_command
     from esa.notebook.compare_cli import compare_command
+    from esa.notebook.queue_cli import queue_command
     from esa.readme.cli import readme_command
     from esa.report.browser_cli import check_site_command
 
     main.add_command(check_site_command)
     main.add_command(compare_command)
     main.add_command(export_command)
+    main.add_command(queue_command)
     main.add_command(readme_command)
 
 

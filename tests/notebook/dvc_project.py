@@ -29,8 +29,8 @@ def sh(cwd: Path, *args: str) -> None:
     subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True)
 
 
-def make_project(root: Path) -> Path:
-    """Commit "baseline" graded with p.x=1, then `dvc exp run -S p.x=7 -n bigger` (which reruns grade.s only)."""
+def make_baseline(root: Path) -> Path:
+    """Commit "baseline": both specs graded, s with p.x=1 and t with q.x=3."""
     dvc = dvc_executable()
     sh(root, "git", "init", "-q")
     sh(root, "git", "config", "user.email", "t@example.org")
@@ -49,5 +49,10 @@ def make_project(root: Path) -> Path:
     sh(root, dvc, "repro", "-q")
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-qm", "baseline")
-    sh(root, dvc, "exp", "run", "-q", "-S", "p.x=7", "-n", "bigger")
+    return root
+
+
+def make_project(root: Path) -> Path:
+    """The baseline, then `dvc exp run -S p.x=7 -n bigger` (which reruns grade.s only)."""
+    sh(make_baseline(root), dvc_executable(), "exp", "run", "-q", "-S", "p.x=7", "-n", "bigger")
     return root
