@@ -133,6 +133,9 @@ def main(argv=None) -> int:
         child(args)
         return 0
     passed = [a for a in argv if a != "--write"]
+    import torch
+
+    torch.set_num_threads(args.threads)  # what the children run with, for the machine line
     with tempfile.TemporaryDirectory(prefix="esa-bench-") as folder:
         if not args.model:
             from esa.engine.data.tokenizer import save_tokenizer, train_tokenizer
