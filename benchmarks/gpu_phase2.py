@@ -25,6 +25,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import select_like_the_stage  # noqa: E402
 
 from esa.engine.scoring.gradient_pass import bare_fwd_bwd  # noqa: E402
 from esa.engine.scoring.passes import score_model  # noqa: E402
@@ -142,8 +145,6 @@ def topk_per_matrix(result, metric: str, k: int) -> int:
 def stage_work(model, windows, args, kw) -> None:
     """What a score stage computes per seed once the model is loaded: the sweep over its own windows (a seed's
     document-disjoint draw, here a rotation of the random windows) and the streaming selectors."""
-    from common import select_like_the_stage
-
     from esa.engine.models.targets import scored_parameters
 
     targets = scored_parameters(model)

@@ -281,6 +281,7 @@ def test_gpu_benchmark_dry_run(capsys):
     assert module.main(["--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "gradient pass" in out and "bare fwd+bwd" in out and "hutchinson" in out
+    assert "| stage work, 3 seeds (gradient pass + top-100 per layer and global) |" in out
 
 
 def test_calibration_windows_predict_every_token_once_and_score_a_trained_model(ref_tiny, tiny_corpus):
