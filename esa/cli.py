@@ -198,6 +198,7 @@ def report_command(page: str | None, out: str | None, no_quarto: bool) -> None:
 
 
 def _register_commands() -> None:
+    from esa.cluster.cli import submit_command
     from esa.export.cli import export_command
     from esa.notebook.compare_cli import compare_command
     from esa.readme.cli import readme_command
@@ -207,6 +208,7 @@ def _register_commands() -> None:
     main.add_command(compare_command)
     main.add_command(export_command)
     main.add_command(readme_command)
+    main.add_command(submit_command)
 
 
 _register_commands()
