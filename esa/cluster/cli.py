@@ -51,9 +51,10 @@ def submit_command(targets: tuple[str, ...], slurm: bool, dry_run: bool, cpus: i
         out = new_run_folder(root)
         jobs = write_jobs(plan, requests, out, root, dvc_executable(), account)
         shown = out.relative_to(root)
-        click.echo(f"{len(plan.stages)} stages in {len(plan.layers)} layers → {len(jobs) - 1} job arrays "
+        summary = (f"{len(plan.stages)} stages in {len(plan.layers)} layers → {len(jobs) - 1} job arrays "
                    f"and a commit job; scripts in {shown}/")
         if dry_run:
+            click.echo(summary)
             for job in jobs:
                 click.echo(submit_line(job))
             click.echo(f"dry run: nothing submitted; submit with `bash {shlex.quote(str(shown / 'submit.sh'))}`")
@@ -61,6 +62,7 @@ def submit_command(targets: tuple[str, ...], slurm: bool, dry_run: bool, cpus: i
         ids = submit_jobs(jobs, root)
     except ClusterError as exc:
         raise EsaUsageError(str(exc)) from None
+    click.echo(summary)
     for job in jobs:
         what = f"{len(job.stages)} stages" if job.stages else "dvc commit"
         click.echo(f"submitted {job.key}: job {ids[job.key]} ({what})")

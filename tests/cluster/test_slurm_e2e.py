@@ -45,6 +45,7 @@ def test_submitted_stages_run_and_are_committed(cluster, tmp_path):
         assert time.monotonic() < deadline, f"jobs still queued after {JOBS_TIMEOUT_S} s\n{cluster.logs()}"
         time.sleep(1)
     logs = "\n".join(path.read_text() for path in sorted(project.glob(".esa/slurm/*/logs/*.out")))
+    assert "esa: stage b" in logs  # the stages ran as SLURM array tasks, which log to .esa/slurm/…/logs
     assert (project / "b.txt").read_text() == "a\n", logs
     assert (project / "side" / "e.txt").read_text() == "e\n", logs
     status = subprocess.run([dvc_executable(), "status", "--json"], cwd=project, capture_output=True, text=True)

@@ -3,7 +3,9 @@ line and exit code 2."""
 
 from __future__ import annotations
 
+import os
 import textwrap
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -101,3 +103,49 @@ def test_sbatch_missing_without_dry_run(tmp_path, monkeypatch):
     assert line == ("error: sbatch not on PATH: submit from a SLURM login node, "
                     "or use --dry-run to write the scripts")
     assert not (tmp_path / ".esa").exists()
+
+
+FAKE_SBATCH = """#!/bin/sh
+# Records its arguments and answers like `sbatch --parsable`: job ids 101, 102, …
+echo "$*" >> "{log}"
+n=$(wc -l < "{log}")
+{reject}
+echo $((100 + n))
+"""
+
+
+def fake_sbatch(tmp_path, monkeypatch, reject: str = "") -> Path:
+    """An sbatch first on PATH that records its calls, one line each, in the file it returns."""
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    log = tmp_path / "sbatch.calls"
+    (bin_dir / "sbatch").write_text(FAKE_SBATCH.format(log=log, reject=reject))
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return log
+
+
+@needs_git
+def test_submit_chains_the_job_ids_sbatch_returns(tmp_path, monkeypatch):
+    make_project(tmp_path)
+    log = fake_sbatch(tmp_path, monkeypatch)
+    result = submit(tmp_path, monkeypatch, "--slurm")
+    assert result.exit_code == 0, result.output
+    calls = [line.split() for line in log.read_text().splitlines()]
+    assert [call[:-1] for call in calls] == [
+        ["--parsable"], ["--parsable", "--dependency=afterok:101"], ["--parsable", "--dependency=afterok:102"],
+        ["--parsable", "--dependency=afterok:103"]]
+    assert [call[-1].rsplit("/", 1)[1] for call in calls] == ["layer0.sbatch", "layer1.sbatch", "layer2.sbatch",
+                                                              "commit.sbatch"]
+    assert "submitted layer0: job 101 (2 stages)" in result.output
+    assert "submitted commit: job 104 (dvc commit)" in result.output
+    assert "watch: squeue --jobs=101,102,103,104" in result.output
+
+
+@needs_git
+def test_a_rejected_job_is_one_line_naming_what_was_submitted(tmp_path, monkeypatch):
+    make_project(tmp_path)
+    fake_sbatch(tmp_path, monkeypatch, reject='[ "$n" = 2 ] && { echo "sbatch: error: Invalid account" >&2; exit 1; }')
+    line = one_line_error(submit(tmp_path, monkeypatch, "--slurm", "--account", "nope"))
+    assert line == ("error: sbatch rejected layer1.sbatch: sbatch: error: Invalid account "
+                    "(already submitted: 101)")
