@@ -198,6 +198,7 @@ def report_command(page: str | None, out: str | None, no_quarto: bool) -> None:
 
 
 def _register_commands() -> None:
+    from esa.cluster.cli import submit_command
     from esa.export.cli import export_command
     from esa.notebook.compare_cli import compare_command
     from esa.notebook.queue_cli import queue_command
@@ -209,6 +210,7 @@ def _register_commands() -> None:
     main.add_command(export_command)
     main.add_command(queue_command)
     main.add_command(readme_command)
+    main.add_command(submit_command)
 
 
 _register_commands()

@@ -189,6 +189,9 @@ def _cross_check(spec: Spec, origin: dict) -> list[tuple[tuple, str]]:
                                                  f"{reference.max_position_embeddings} positions"))
     hypothesis_ids = {h.id for h in spec.hypotheses}
     known_runs = set(run_index) | set(spec._sweep_members)
+    for name in (spec.resources.runs if spec.resources else {}):
+        if name not in known_runs:
+            problems.append((("resources", "runs", name), f"unknown run or sweep '{name}' (runs: {_known(run_index)})"))
     for i, criterion in enumerate(spec.criteria):
         if criterion.hypothesis not in hypothesis_ids:
             problems.append((("criteria", i, "hypothesis"),

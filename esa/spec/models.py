@@ -24,6 +24,27 @@ class Hypothesis(BaseModel):
     statement: str = Field(min_length=1)
 
 
+class Resources(BaseModel):
+    """What a stage asks a cluster scheduler for (`esa submit --slurm`); a field left out falls back to the
+    command's flag or the scheduler's default. Compile ignores it: where a stage runs never changes what it
+    computes. (Here rather than in a module of its own, which every grade stage would gain as a code dep.)"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpus: int | None = Field(None, ge=1, description="CPU cores per stage (--cpus-per-task)")
+    mem_gb: float | None = Field(None, gt=0, description="memory per stage in GiB (--mem)")
+    gpus: int | None = Field(None, ge=0, description="GPUs per stage (--gres=gpu:N)")
+    time_minutes: int | None = Field(None, ge=1, description="wall-clock limit per stage in minutes (--time)")
+    partition: str | None = Field(None, min_length=1, description="scheduler partition (queue)")
+
+
+class SpecResources(Resources):
+    """The spec's request for its stages, with per-run (or per-sweep) fields that win over it."""
+
+    runs: dict[Ident, Resources] = Field(default_factory=dict, description=(
+        "fields for the stages of one run or of every run of a sweep, by run or sweep id"))
+
+
 class Sweep(BaseModel):
     """A run template crossed over ``matrix``: one run per combination, id = [id-]value-value…"""
 
@@ -53,6 +74,9 @@ class Spec(BaseModel):
         "accum_dtype leaves eval runs alone); a run's own value wins"))
     runs: list[Run] = Field(default_factory=list, description="runs, with sweeps expanded into them")
     sweeps: list[Sweep] = Field(default_factory=list)
+    resources: SpecResources | None = Field(None, description=(
+        "CPUs, memory, GPUs, time and partition its stages ask a cluster for (`esa submit --slurm`); "
+        "compile ignores it"))
 
     # Filled by the loader: where the spec came from and which runs each sweep generated.
     _source: str = PrivateAttr("")

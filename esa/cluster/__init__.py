@@ -1,0 +1,1 @@
+"""Running the compiled plan on a cluster scheduler (`esa submit --slurm`)."""
