@@ -73,6 +73,7 @@ def batch_loss(model, batch: Batch, device: torch.device) -> torch.Tensor:
     targets = ids[:, 1:]
     if mask is not None:
         targets = targets.masked_fill(mask[:, 1:] == 0, -100)
+    targets = targets.to(logits.device)  # a model split over GPUs may return its logits on the last one
     logits = logits[:, :-1].to(torch.promote_types(logits.dtype, torch.float32))  # at least fp32
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                           ignore_index=-100, reduction="sum")
