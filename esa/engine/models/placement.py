@@ -39,8 +39,10 @@ def dispatch_settings(device_map: Any, max_memory: dict | None) -> dict[str, Any
 
 
 def placed_map(model: torch.nn.Module) -> dict[str, str]:
-    """Where accelerate put each module (for the manifest): module name -> device, "cpu" or "disk"."""
-    return {name: str(where) for name, where in (getattr(model, "hf_device_map", None) or {}).items()}
+    """Where accelerate put each module (for the manifest): module name -> device, "cpu" or "disk"; ``{"": device}``
+    when everything fitted on one device (transformers then records no map)."""
+    placed = getattr(model, "hf_device_map", None) or {"": next(model.parameters()).device}
+    return {name: str(where) for name, where in placed.items()}
 
 
 def _offload_hook(module: torch.nn.Module):
