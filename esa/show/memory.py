@@ -87,4 +87,6 @@ def memory_phrase(run, root: Path) -> str:
                                microbatch=run.microbatch, context=run.context,
                                save_scores=save_scores_of(run.save_scores, shape.n_params),
                                cache_z=run.device != "cuda")
+    if run.device_map is not None:  # accelerate spreads the weights (and their accumulators) over the devices
+        note += " (over all devices of the device_map together)"
     return f"memory per seed {estimate.line()}{note}"

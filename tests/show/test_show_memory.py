@@ -21,7 +21,7 @@ SPEC = textwrap.dedent("""\
     runs:
       - {id: tiny, kind: score, model: ref-tiny, metrics: [grad_x_weight, act_mag], context: 64}
       - {id: local, kind: score, model: ./checkpoints/tiny-llama, metrics: [grad_squared], context: 64,
-         accum_dtype: bfloat16}
+         accum_dtype: bfloat16, device_map: auto, max_memory: {cpu: 1GiB}}
       - {id: hub, kind: score, model: nobody/not-cached-anywhere, metrics: [grad_x_weight]}
       - {id: base, kind: eval, model: ref-tiny}
     """)
@@ -42,7 +42,8 @@ def test_show_prints_the_estimate_or_says_it_is_unknown(tmp_path, repo_root, mon
     text = " ".join(result.stdout.split())
     local = estimate_memory(config_shape(config), ["grad_squared"], model_dtype="float32", accum_dtype="bfloat16",
                             microbatch=2, context=64, save_scores=True)
-    assert f"microbatch 2, accum_dtype bfloat16 · memory per seed {local.line()}" in text
+    assert (f"accum_dtype bfloat16 · device_map auto · max_memory {{'cpu': '1GiB'}} · memory per seed {local.line()} "
+            "(over all devices of the device_map together)") in text
     assert "memory per seed unknown until loaded (no local config.json for nobody/not-cached-anywhere)" in text
     tiny = next(line for line in result.stdout.splitlines() if line.startswith("  tiny "))
     block = text.split("tiny score")[1].split(" local ")[0]
