@@ -54,17 +54,14 @@ def _offload_hook(module: torch.nn.Module):
     return None
 
 
-def register_offloaded(model: torch.nn.Module) -> dict[str, tuple[torch.nn.Module, str]]:
-    """Every parameter accelerate keeps off the module (name -> (module, attribute)); remembered for stored_value."""
-    found: dict[str, tuple[torch.nn.Module, str]] = {}
-    for module_name, module in model.named_modules():
+def register_offloaded(model: torch.nn.Module) -> None:
+    """Mark every parameter accelerate keeps off its module with (module, attribute), for offload_entry."""
+    for module in model.modules():
         if _offload_hook(module) is None:
             continue
         for attr, param in module.named_parameters(recurse=False):
             if param.device.type == "meta":
-                found[f"{module_name}.{attr}" if module_name else attr] = (module, attr)
                 setattr(param, OFFLOAD_ATTR, (module, attr))
-    return found
 
 
 def offload_entry(param: torch.Tensor) -> tuple[torch.nn.Module, str] | None:

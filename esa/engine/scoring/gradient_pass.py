@@ -16,6 +16,8 @@ from esa.engine.data.batches import Batch, Params, batch_loss, make_batches, mod
 from esa.engine.models.placement import home_device, offload_entry, watch_materialised
 from esa.engine.scoring.metrics import fold_, get_metric
 
+HOST = torch.device("cpu")
+
 
 @contextmanager
 def scoring_mode(model, params: Params, *, deterministic: bool):
@@ -100,8 +102,8 @@ def gradient_pass(model, params: Params, batches: list[Batch], *, need: frozense
             if g is None:
                 return
             a = acc[name]
-            if name in offloaded:
-                g = g.to(a["grad_sum" if "grad_sum" in a else "grad_sq"].device)
+            if name in offloaded:  # materialised on the execution device, accumulated on the host
+                g = g.to(HOST)
             if "grad_sum" in a:
                 fold_(a["grad_sum"], g, alpha=float(current["n"]))
             if "grad_sq" in a:
